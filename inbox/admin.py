@@ -1,0 +1,76 @@
+"""Admins read conversations, messages and events; history is not rewritten from here."""
+
+from django.contrib import admin
+
+from .models import Conversation, Event, Membership, Message
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "conversation"
+    fields = ["user", "unread_count", "last_read_message_id", "last_message_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    fields = ["id", "sender", "body", "status", "created_at", "edited_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    ordering = ["-id"]
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(ReadOnlyAdmin):
+    list_display = ["id", "user_low", "user_high", "created_at", "last_message_at"]
+    list_filter = [("last_message_at", admin.DateFieldListFilter)]
+    search_fields = ["user_low__username", "user_high__username", "messages__body"]
+    list_select_related = ["user_low", "user_high"]
+    inlines = [MembershipInline, MessageInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        queryset, _may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        return queryset.distinct(), False
+
+
+@admin.register(Message)
+class MessageAdmin(ReadOnlyAdmin):
+    list_display = ["id", "conversation", "sender", "short_body", "status", "created_at", "edited_at"]
+    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["body", "sender__username", "sender__profile__display_name"]
+    list_select_related = ["sender"]
+    date_hierarchy = "created_at"
+
+    @admin.display(description="body")
+    def short_body(self, message):
+        return message.body[:80]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    list_display = ["user", "cursor", "type", "created_at"]
+    list_filter = ["type", ("created_at", admin.DateFieldListFilter)]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    ordering = ["-created_at"]

@@ -1,0 +1,76 @@
+"""The per-user event log and its real-time fast path.
+
+Services append events inside their transaction; after commit each event is pushed to the
+user's channel-layer group. The push is best-effort (the channel layer is at-most-once); the
+log is the truth, and clients fill gaps with GET /api/v1/events?since=<cursor>.
+"""
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from .models import Event, EventLogHead
+
+logger = logging.getLogger(__name__)
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+def presence_group(user_id: int) -> str:
+    return f"presence.{user_id}"
+
+
+def _allocate_cursor(user_id: int) -> int:
+    """Take the user's next cursor, holding their head row locked until commit."""
+    table = EventLogHead._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, last_cursor, pruned_through) VALUES (%s, 1, 0) "  # noqa: S608
+            f"ON CONFLICT (user_id) DO UPDATE SET last_cursor = {table}.last_cursor + 1 "
+            "RETURNING last_cursor",
+            [user_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def append_events(entries: list[tuple[int, str, dict]]) -> list[Event]:
+    """Append (user_id, type, payload) entries to their users' logs and push them after commit.
+
+    Must run inside the caller's transaction. Head rows are locked in user-id order so two
+    transactions touching the same users cannot deadlock.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("append_events must run inside the writing transaction")
+    events = []
+    for user_id, event_type, payload in sorted(entries, key=lambda entry: entry[0]):
+        cursor = _allocate_cursor(user_id)
+        events.append(Event(user_id=user_id, cursor=cursor, type=event_type, payload=payload))
+    Event.objects.bulk_create(events)
+    pushes = [(event.user_id, event.as_dict()) for event in events]
+    transaction.on_commit(lambda: push_to_users(pushes), robust=True)
+    return events
+
+
+def push_to_users(pushes: list[tuple[int, dict]], *, group_for=user_group) -> None:
+    """Send events to open sockets. Failures are logged, never raised: the data is committed."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all():
+        for user_id, event in pushes:
+            await layer.group_send(group_for(user_id), {"type": "event.forward", "event": event})
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        logger.exception("real-time push failed; clients will catch up from the event log")
+
+
+def push_ephemeral(user_id: int, event: dict) -> None:
+    """Typing and presence: live only, never logged, so they carry no cursor."""
+    push_to_users([(user_id, {**event, "cursor": None})])

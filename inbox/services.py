@@ -1,0 +1,233 @@
+"""Every write the inbox makes: conversations, messages, reads, typing.
+
+Each service is one transaction. Events for open tabs are appended to the per-user log inside
+it (inbox.events) and pushed only after commit.
+"""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
+
+from .events import append_events, push_ephemeral
+from .models import Conversation, Event, EventLogHead, Membership, Message
+from .payloads import message_payload
+
+User = get_user_model()
+
+
+def validate_message_body(body) -> str:
+    """A message is text of 1..MESSAGE_MAX_LENGTH characters, not only whitespace. It is stored
+    exactly as written (escaping happens on output)."""
+    if not isinstance(body, str):
+        raise InvalidInput("The message body must be text.", code="invalid_body")
+    if not body.strip():
+        raise InvalidInput("Write something before sending.", code="empty_body")
+    if len(body) > settings.MESSAGE_MAX_LENGTH:
+        raise InvalidInput(
+            f"A message is at most {settings.MESSAGE_MAX_LENGTH} characters; this one has {len(body)}.",
+            code="body_too_long",
+        )
+    if "\x00" in body:
+        raise InvalidInput("The message contains a NUL character.", code="invalid_body")
+    return body
+
+
+def ensure_can_send(sender) -> None:
+    if not sender.is_active:
+        raise Forbidden("This account is deactivated.", code="account_inactive")
+    if not sender.is_email_verified:
+        raise Forbidden(
+            "Confirm your email address before sending messages (check your inbox, or resend the link "
+            "from your profile).",
+            code="email_unverified",
+        )
+
+
+def get_or_create_conversation(*, user, other_user) -> Conversation:
+    """The one conversation between two users, with a membership for each."""
+    if user.pk == other_user.pk:
+        raise InvalidInput("You cannot start a conversation with yourself.", code="self_conversation")
+    low, high = sorted([user, other_user], key=lambda u: u.pk)
+    conversation = Conversation.objects.filter(user_low=low, user_high=high).first()
+    if conversation is not None:
+        return conversation
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(user_low=low, user_high=high, created_at=now)
+            Membership.objects.bulk_create(
+                [
+                    Membership(conversation=conversation, user=low, other_user=high, last_message_at=now),
+                    Membership(conversation=conversation, user=high, other_user=low, last_message_at=now),
+                ]
+            )
+    except IntegrityError:
+        # Both users opened it at the same moment: the other transaction created it.
+        conversation = Conversation.objects.get(user_low=low, user_high=high)
+    return conversation
+
+
+def start_conversation(
+    *, sender, recipient_username: str, body: str, client_id: uuid.UUID | None = None
+) -> tuple[Conversation, Message, bool]:
+    """Open (or reuse) the conversation with a user and send the first message into it."""
+    validate_message_body(body)
+    ensure_can_send(sender)
+    recipient = User.objects.filter(username=recipient_username, is_active=True).first()
+    if recipient is None:
+        raise NotFound(f"There is no user called {recipient_username!r}.", code="unknown_recipient")
+    conversation = get_or_create_conversation(user=sender, other_user=recipient)
+    message, created = send_message(sender=sender, conversation=conversation, body=body, client_id=client_id)
+    return conversation, message, created
+
+
+def send_message(
+    *, sender, conversation: Conversation, body: str, client_id: uuid.UUID | None = None
+) -> tuple[Message, bool]:
+    """Store a message and tell both participants. Idempotent on (sender, client_id): a retry
+    returns the message the first attempt stored, and `created` is False."""
+    validate_message_body(body)
+    ensure_can_send(sender)
+    client_id = client_id or uuid.uuid4()
+    existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
+    if existing is not None:
+        return existing, False
+    try:
+        with transaction.atomic():
+            message = _store_message(sender=sender, conversation=conversation, body=body, client_id=client_id)
+    except IntegrityError:
+        existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
+        if existing is None:
+            raise
+        return existing, False
+    return message, True
+
+
+def _replayed_message(*, sender, client_id, conversation) -> Message | None:
+    existing = Message.objects.select_related("sender").filter(sender=sender, client_id=client_id).first()
+    if existing is not None and existing.conversation_id != conversation.pk:
+        raise Conflict(
+            "This client_id was already used for a message in another conversation.", code="client_id_reused"
+        )
+    return existing
+
+
+def _store_message(*, sender, conversation: Conversation, body: str, client_id: uuid.UUID) -> Message:
+    # Lock both memberships first (in user order): sends into one conversation serialise here,
+    # so message ids in a thread are committed in order.
+    memberships = list(
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(conversation=conversation)
+        .order_by("user_id")
+    )
+    by_user = {m.user_id: m for m in memberships}
+    if sender.pk not in by_user:
+        raise NotFound("Conversation not found.")
+    recipient_membership = next(m for m in memberships if m.user_id != sender.pk)
+    if not recipient_membership.user.is_active:
+        raise Forbidden(
+            "This user's account is closed; they cannot receive messages.", code="recipient_inactive"
+        )
+
+    now = timezone.now()
+    message = Message.objects.create(
+        conversation=conversation, sender=sender, body=body, client_id=client_id, created_at=now
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_message=message, last_message_at=now)
+    conversation.last_message, conversation.last_message_at = message, now
+
+    sender_membership = by_user[sender.pk]
+    sender_membership.unread_count = 0
+    sender_membership.last_read_message_id = message.pk
+    sender_membership.last_message_at = now
+    recipient_membership.unread_count += 1
+    recipient_membership.last_message_at = now
+    Membership.objects.bulk_update(memberships, ["unread_count", "last_read_message_id", "last_message_at"])
+
+    payload = message_payload(message)
+    append_events(
+        [
+            (
+                m.user_id,
+                "message.created",
+                {"conversation_id": conversation.pk, "unread_count": m.unread_count, "message": payload},
+            )
+            for m in memberships
+        ]
+    )
+    return message
+
+
+def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None = None) -> Membership:
+    """Mark the conversation read for `user` up to a message (default: the latest). Both
+    participants are told, so the other one can show "Seen". Reading again changes nothing."""
+    with transaction.atomic():
+        memberships = list(
+            Membership.objects.select_for_update().filter(conversation=conversation).order_by("user_id")
+        )
+        mine = next((m for m in memberships if m.user_id == user.pk), None)
+        if mine is None:
+            raise NotFound("Conversation not found.")
+        latest_id = (
+            Conversation.objects.filter(pk=conversation.pk).values_list("last_message_id", flat=True).first()
+        )
+        if latest_id is None:
+            return mine
+        target = latest_id if up_to_message_id is None else min(up_to_message_id, latest_id)
+        already_read = mine.last_read_message_id or 0
+        if target <= already_read:
+            return mine
+        unread_after = (
+            0
+            if target >= latest_id
+            else Message.objects.filter(conversation=conversation, pk__gt=target).exclude(sender=user).count()
+        )
+        mine.last_read_message_id = target
+        mine.unread_count = unread_after
+        mine.save(update_fields=["last_read_message_id", "unread_count"])
+        payload = {
+            "conversation_id": conversation.pk,
+            "reader": user.username,
+            "last_read_message_id": target,
+            "unread_count": unread_after,
+        }
+        append_events([(m.user_id, "conversation.read", payload) for m in memberships])
+    return mine
+
+
+def announce_typing(*, user, conversation: Conversation) -> None:
+    """Tell the other participant that `user` is typing. Live only: nothing is stored."""
+    other_id = conversation.user_high_id if conversation.user_low_id == user.pk else conversation.user_low_id
+    push_ephemeral(other_id, {"type": "typing", "conversation_id": conversation.pk, "user": user.username})
+
+
+def prune_event_log(*, older_than: timedelta | None = None) -> int:
+    """Delete events past the retention period. A client asking for a pruned cursor is told to
+    reload (410) instead of silently missing events."""
+    older_than = older_than or timedelta(days=settings.EVENT_LOG_RETENTION_DAYS)
+    cutoff = timezone.now() - older_than
+    deleted_total = 0
+    user_ids = Event.objects.filter(created_at__lt=cutoff).values_list("user_id", flat=True).distinct()
+    for user_id in list(user_ids):
+        with transaction.atomic():
+            last_pruned = (
+                Event.objects.filter(user_id=user_id, created_at__lt=cutoff)
+                .order_by("-cursor")
+                .values_list("cursor", flat=True)
+                .first()
+            )
+            if last_pruned is None:
+                continue
+            deleted, _ = Event.objects.filter(user_id=user_id, cursor__lte=last_pruned).delete()
+            EventLogHead.objects.filter(user_id=user_id, pruned_through__lt=last_pruned).update(
+                pruned_through=last_pruned
+            )
+            deleted_total += deleted
+    return deleted_total

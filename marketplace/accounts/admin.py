@@ -1,0 +1,67 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+
+from .models import ApiToken, Profile, User
+
+
+class ProfileInline(admin.StackedInline):
+    model = Profile
+    can_delete = False
+    fields = ["display_name", "role", "headline", "timezone", "languages", "created_at"]
+    readonly_fields = ["created_at"]
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):
+    inlines = [ProfileInline]
+    list_display = [
+        "username",
+        "display_name",
+        "email",
+        "role",
+        "email_verified_at",
+        "is_active",
+        "date_joined",
+    ]
+    list_filter = [
+        "profile__role",
+        "is_active",
+        "is_staff",
+        ("email_verified_at", admin.EmptyFieldListFilter),
+    ]
+    search_fields = ["username", "email", "profile__display_name"]
+    list_select_related = ["profile"]
+    fieldsets = [
+        *BaseUserAdmin.fieldsets,
+        ("Verification", {"fields": ["email_verified_at"]}),
+    ]
+
+    @admin.display(ordering="profile__display_name")
+    def display_name(self, user):
+        return user.profile.display_name
+
+    @admin.display(ordering="profile__role")
+    def role(self, user):
+        return user.profile.get_role_display()
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are shown by prefix only; the secret itself is never stored."""
+
+    list_display = ["prefix", "user", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter)]
+    search_fields = ["user__username", "prefix"]
+    readonly_fields = ["user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at"]
+    exclude = ["digest"]
+    actions = ["revoke"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke the selected tokens")
+    def revoke(self, request, queryset):
+        from .services import revoke_api_token
+
+        for token in queryset:
+            revoke_api_token(token=token)

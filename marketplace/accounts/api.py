@@ -1,0 +1,79 @@
+from datetime import datetime
+
+from django.contrib.auth import authenticate
+from ninja import Router, Schema
+
+from marketplace.errors import DomainError
+
+from .services import issue_api_token, revoke_api_token
+
+router = Router(tags=["accounts"])
+
+
+class TokenIn(Schema):
+    username: str
+    password: str
+
+
+class TokenOut(Schema):
+    token: str
+    expires_at: datetime
+
+
+class ProfileOut(Schema):
+    display_name: str
+    avatar_initials: str
+    role: str
+    timezone: str
+    languages: list[str]
+
+
+class MeOut(Schema):
+    id: int
+    username: str
+    email: str
+    email_verified: bool
+    profile: ProfileOut
+
+
+class InvalidCredentials(DomainError):
+    status = 401
+    code = "invalid_credentials"
+
+
+@router.post("/auth/token", auth=None, response={201: TokenOut})
+def create_token(request, payload: TokenIn):
+    """Exchange a username and password for a bearer token (valid API_TOKEN_TTL_DAYS days)."""
+    user = authenticate(request, username=payload.username, password=payload.password)
+    if user is None:
+        raise InvalidCredentials("Wrong username or password.")
+    token, raw = issue_api_token(user=user)
+    return 201, {"token": raw, "expires_at": token.expires_at}
+
+
+@router.delete("/auth/token", response={204: None})
+def delete_token(request):
+    """Revoke the bearer token this request was made with."""
+    token = getattr(request.user, "api_token", None)
+    if token is not None:
+        revoke_api_token(token=token)
+    return 204, None
+
+
+@router.get("/me", response=MeOut)
+def me(request):
+    user = request.user
+    profile = user.profile
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "email": user.email,
+        "email_verified": user.is_email_verified,
+        "profile": {
+            "display_name": profile.display_name,
+            "avatar_initials": profile.avatar_initials,
+            "role": profile.role,
+            "timezone": profile.timezone,
+            "languages": profile.languages,
+        },
+    }

@@ -1,0 +1,32 @@
+import zoneinfo
+
+from django import forms
+
+from .models import Profile
+
+TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class SignupForm(forms.Form):
+    username = forms.RegexField(
+        regex=r"^[\w.@+-]+\Z",
+        max_length=150,
+        help_text="Letters, digits and @ . + - _ only.",
+        error_messages={"invalid": "Use only letters, digits and @ . + - _ in a username."},
+    )
+    email = forms.EmailField()
+    display_name = forms.CharField(max_length=80, required=False)
+    role = forms.ChoiceField(
+        choices=Profile.Role.choices, initial=Profile.Role.BUYER, widget=forms.RadioSelect
+    )
+    password = forms.CharField(widget=forms.PasswordInput, min_length=8, strip=False)
+
+
+class ProfileForm(forms.Form):
+    display_name = forms.CharField(max_length=80)
+    headline = forms.CharField(max_length=160, required=False)
+    role = forms.ChoiceField(choices=Profile.Role.choices, widget=forms.RadioSelect)
+    timezone = forms.ChoiceField(choices=TIMEZONE_CHOICES)
+    languages = forms.CharField(
+        max_length=400, required=False, help_text="Comma-separated, e.g. English, French"
+    )

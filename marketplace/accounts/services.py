@@ -1,0 +1,153 @@
+"""Every write to accounts: users, profiles, email verification and API tokens."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.password_validation import validate_password
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from marketplace.errors import Conflict, InvalidInput
+
+from .models import ApiToken, Profile, User, validate_timezone_name
+
+VERIFY_EMAIL_SALT = "accounts.verify-email"
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+def create_user(
+    *,
+    username: str,
+    password: str,
+    email: str = "",
+    display_name: str = "",
+    role: str = Profile.Role.BUYER,
+    verified: bool = False,
+    check_password_strength: bool = True,
+    send_verification: bool = False,
+) -> User:
+    """Create a user with a profile. Refuses a taken username or a weak password."""
+    username = username.strip()
+    if not username:
+        raise InvalidInput("A username is required.")
+    if role not in Profile.Role.values:
+        raise InvalidInput(f"Role must be one of {', '.join(Profile.Role.values)}.")
+    if User.objects.filter(username__iexact=username).exists():
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken")
+    if check_password_strength:
+        try:
+            validate_password(password, User(username=username, email=email))
+        except ValidationError as exc:
+            raise InvalidInput(" ".join(exc.messages), code="weak_password") from exc
+    try:
+        with transaction.atomic():
+            user = User.objects.create_user(username=username, email=email, password=password)
+            if verified:
+                user.email_verified_at = timezone.now()
+                user.save(update_fields=["email_verified_at"])
+            Profile.objects.filter(user=user).update(display_name=display_name or username, role=role)
+            if send_verification and email and not verified:
+                queue_verification_email(user=user)
+    except IntegrityError as exc:
+        raise Conflict(f"The username {username!r} is taken.", code="username_taken") from exc
+    user.refresh_from_db()
+    return user
+
+
+def grant_staff(*, user: User, superuser: bool = True) -> None:
+    """Let a user into the Django admin."""
+    user.is_staff = True
+    user.is_superuser = superuser
+    user.save(update_fields=["is_staff", "is_superuser"])
+
+
+def update_profile(
+    *, user: User, display_name: str, timezone_name: str, languages: list[str], role: str, headline: str = ""
+) -> Profile:
+    display_name = display_name.strip()
+    if not display_name:
+        raise InvalidInput("Display name cannot be empty.")
+    if len(display_name) > 80:
+        raise InvalidInput("Display name is at most 80 characters.")
+    try:
+        validate_timezone_name(timezone_name)
+    except ValidationError as exc:
+        raise InvalidInput(exc.messages[0], code="invalid_timezone") from exc
+    if role not in Profile.Role.values:
+        raise InvalidInput(f"Role must be one of {', '.join(Profile.Role.values)}.")
+    cleaned_languages = [lang.strip()[:40] for lang in languages if lang.strip()][:10]
+    profile = user.profile
+    profile.display_name = display_name
+    profile.timezone = timezone_name
+    profile.languages = cleaned_languages
+    profile.role = role
+    profile.headline = headline.strip()[:160]
+    profile.save()
+    return profile
+
+
+def email_verification_token(*, user: User) -> str:
+    return signing.dumps({"user": user.pk, "email": user.email}, salt=VERIFY_EMAIL_SALT)
+
+
+def queue_verification_email(*, user: User) -> None:
+    """Send the verification link after the surrounding transaction commits."""
+    from .tasks import send_verification_email_task
+
+    transaction.on_commit(lambda: send_verification_email_task.delay(user.pk))
+
+
+def verify_email(*, token: str) -> User:
+    """Mark the address in the signed token as verified. Valid for a few days, for one address."""
+    max_age = timedelta(days=settings.EMAIL_VERIFICATION_MAX_AGE_DAYS)
+    try:
+        data = signing.loads(token, salt=VERIFY_EMAIL_SALT, max_age=max_age)
+    except signing.SignatureExpired as exc:
+        raise InvalidInput("This verification link has expired; ask for a new one.", code="expired") from exc
+    except signing.BadSignature as exc:
+        raise InvalidInput("This verification link is not valid.", code="bad_token") from exc
+    user = User.objects.filter(pk=data.get("user"), email=data.get("email")).first()
+    if user is None:
+        raise InvalidInput("This verification link is for an address that changed.", code="bad_token")
+    if user.email_verified_at is None:
+        user.email_verified_at = timezone.now()
+        user.save(update_fields=["email_verified_at"])
+    return user
+
+
+def _digest(raw_token: str) -> str:
+    return hashlib.sha256(raw_token.encode()).hexdigest()
+
+
+def issue_api_token(*, user: User) -> tuple[ApiToken, str]:
+    """Create a bearer token; the raw value is returned once and never stored."""
+    raw = secrets.token_urlsafe(32)
+    token = ApiToken.objects.create(
+        user=user,
+        digest=_digest(raw),
+        prefix=raw[:8],
+        expires_at=timezone.now() + timedelta(days=settings.API_TOKEN_TTL_DAYS),
+    )
+    return token, raw
+
+
+def revoke_api_token(*, token: ApiToken) -> None:
+    ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def user_for_api_token(raw_token: str) -> User | None:
+    """The active user a raw bearer token belongs to, or None. Records when it was last used."""
+    if not raw_token or len(raw_token) > 200:
+        return None
+    token = ApiToken.objects.select_related("user").filter(digest=_digest(raw_token)).first()
+    if token is None or not token.is_active or not token.user.is_active:
+        return None
+    now = timezone.now()
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_TOUCH_INTERVAL:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+    token.user.api_token = token
+    return token.user

@@ -1,0 +1,15 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+app_name = "accounts"
+
+urlpatterns = [
+    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("signup/", views.signup, name="signup"),
+    path("verify/resend/", views.resend_verification, name="resend-verification"),
+    path("verify/<str:token>/", views.verify, name="verify-email"),
+    path("profile/", views.edit_profile, name="profile"),
+]

@@ -1,0 +1,86 @@
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from marketplace.errors import DomainError
+
+from . import services
+from .forms import ProfileForm, SignupForm
+
+
+def signup(request):
+    if request.user.is_authenticated:
+        return redirect("inbox:index")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            user = services.create_user(
+                username=data["username"],
+                password=data["password"],
+                email=data["email"],
+                display_name=data["display_name"],
+                role=data["role"],
+                send_verification=True,
+            )
+        except DomainError as exc:
+            form.add_error("password" if exc.code == "weak_password" else "username", exc.detail)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.info(request, f"Welcome! We sent a confirmation link to {user.email}.")
+            return redirect("inbox:index")
+    return render(request, "accounts/signup.html", {"form": form}, status=422 if form.errors else 200)
+
+
+def verify(request, token):
+    try:
+        user = services.verify_email(token=token)
+    except DomainError as exc:
+        return render(request, "accounts/verify_failed.html", {"detail": exc.detail}, status=400)
+    messages.success(request, f"Thanks, {user.email} is confirmed. You can send messages now.")
+    return redirect("inbox:index" if request.user.is_authenticated else "accounts:login")
+
+
+@login_required
+@require_POST
+def resend_verification(request):
+    if request.user.is_email_verified:
+        messages.info(request, "Your email address is already confirmed.")
+    elif not request.user.email:
+        messages.error(request, "Add an email address to your account first.")
+    else:
+        services.queue_verification_email(user=request.user)
+        messages.info(request, f"We sent a new confirmation link to {request.user.email}.")
+    return redirect(request.POST.get("next") or "accounts:profile")
+
+
+@login_required
+def edit_profile(request):
+    profile = request.user.profile
+    initial = {
+        "display_name": profile.display_name,
+        "headline": profile.headline,
+        "role": profile.role,
+        "timezone": profile.timezone,
+        "languages": ", ".join(profile.languages),
+    }
+    form = ProfileForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.update_profile(
+                user=request.user,
+                display_name=data["display_name"],
+                timezone_name=data["timezone"],
+                languages=data["languages"].split(","),
+                role=data["role"],
+                headline=data["headline"],
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            messages.success(request, "Profile saved.")
+            return redirect("accounts:profile")
+    return render(request, "accounts/profile.html", {"form": form}, status=422 if form.errors else 200)

@@ -1,0 +1,203 @@
+"""Demo buyers, sellers, gigs and conversations, so a newcomer's first page is alive.
+
+Idempotent: users and gigs are created only when missing, and every demo message has a fixed
+client_id, so a second run sends nothing twice.
+"""
+
+import uuid
+
+from django.core.management.base import BaseCommand
+
+from inbox.services import get_or_create_conversation, send_message
+from marketplace.accounts.models import Profile, User
+from marketplace.accounts.services import create_user, grant_staff, update_profile
+from orders.selectors import seller_has_gig
+from orders.services import create_gig
+
+DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 -- demo accounts, printed for the newcomer
+SEED_NAMESPACE = uuid.UUID("8c1c5a52-52f4-4c43-9f0e-5b0c6c1f9a11")
+
+PEOPLE = [
+    (
+        "carla",
+        "Carla Mendes",
+        Profile.Role.SELLER,
+        "America/Sao_Paulo",
+        ["Portuguese", "English"],
+        "Brand identities and logos that last",
+    ),
+    (
+        "devon",
+        "Devon Okafor",
+        Profile.Role.SELLER,
+        "Africa/Lagos",
+        ["English", "Yoruba"],
+        "Full-stack web developer, Django and React",
+    ),
+    (
+        "mai",
+        "Mai Tanaka",
+        Profile.Role.SELLER,
+        "Asia/Tokyo",
+        ["Japanese", "English"],
+        "Japanese ⇄ English translation and localisation",
+    ),
+    (
+        "alice",
+        "Alice Martin",
+        Profile.Role.BUYER,
+        "Europe/Paris",
+        ["French", "English"],
+        "Runs a small bakery",
+    ),
+    ("ben", "Ben Cohen", Profile.Role.BUYER, "America/New_York", ["English"], "Founder of a podcast network"),
+]
+
+GIGS = [
+    (
+        "carla",
+        "I will design a modern minimalist logo",
+        120,
+        4,
+        3,
+        "Three initial concepts, unlimited colour tweaks, vector files and a one-page brand sheet.",
+    ),
+    (
+        "carla",
+        "I will create your full brand identity kit",
+        450,
+        10,
+        2,
+        "Logo, palette, typography, business card and social media templates.",
+    ),
+    (
+        "devon",
+        "I will build your Django web application",
+        800,
+        14,
+        2,
+        "From data model to deployment: a clean Django app with tests and documentation.",
+    ),
+    (
+        "devon",
+        "I will fix bugs in your Python or JavaScript code",
+        60,
+        2,
+        1,
+        "Send me the error and the repository; I find the cause and fix it with a test.",
+    ),
+    (
+        "mai",
+        "I will translate English to Japanese, natively",
+        40,
+        3,
+        1,
+        "Natural Japanese for websites, apps and marketing, up to 1,000 words.",
+    ),
+]
+
+CONVERSATIONS = [
+    (
+        "alice",
+        "carla",
+        [
+            (
+                "alice",
+                "Hi Carla! I'm opening a bakery in Lyon and need a logo. Do you work with food brands?",
+            ),
+            (
+                "carla",
+                "Hi Alice, yes, I love food brands. What should the logo feel like: rustic, modern, playful?",
+            ),
+            ("alice", "Warm and a little rustic. We bake sourdough with a wood-fired oven."),
+            ("carla", "Lovely. I can send three concepts in four days. Do you have colours in mind?"),
+            ("carla", "Here is what I'd suggest: terracotta, cream and a deep green."),
+        ],
+    ),
+    (
+        "alice",
+        "devon",
+        [
+            ("alice", "Hello Devon, could you add online pre-orders to my bakery's website?"),
+            ("devon", "Hi Alice! Sure. Which platform is the site built on?"),
+        ],
+    ),
+    (
+        "ben",
+        "carla",
+        [
+            ("ben", "Hey Carla, I need cover art for a new podcast series. Is that something you do?"),
+        ],
+    ),
+    (
+        "ben",
+        "mai",
+        [
+            ("ben", "Hi Mai, we want Japanese subtitles for three episodes (about 9,000 words in total)."),
+            ("mai", "Hello Ben, happy to help. Could you share one transcript so I can estimate the time?"),
+            ("ben", "Sent! Thanks."),
+        ],
+    ),
+]
+
+
+class Command(BaseCommand):
+    help = "Load demo users, gigs and conversations (safe to run again)."
+
+    def handle(self, *args, **options):
+        users = {username: self._person(username, *rest) for username, *rest in PEOPLE}
+        self._admin()
+        for seller, title, price, days, revisions, description in GIGS:
+            if not seller_has_gig(seller=users[seller], title=title):
+                create_gig(
+                    seller=users[seller],
+                    title=title,
+                    description=description,
+                    price=price,
+                    delivery_days=days,
+                    revisions=revisions,
+                )
+        for first, second, lines in CONVERSATIONS:
+            conversation = get_or_create_conversation(user=users[first], other_user=users[second])
+            for index, (sender, body) in enumerate(lines):
+                client_id = uuid.uuid5(SEED_NAMESPACE, f"{first}-{second}-{index}")
+                send_message(sender=users[sender], conversation=conversation, body=body, client_id=client_id)
+
+        self.stdout.write(self.style.SUCCESS("Demo data is ready. Log in at /accounts/login/ with:"))
+        for username, display_name, role, *_rest in PEOPLE:
+            self.stdout.write(f"  {username:<8} / {DEMO_PASSWORD}   ({role}, {display_name})")
+        self.stdout.write(f"  {'admin':<8} / {DEMO_PASSWORD}   (staff: /admin/)")
+
+    def _person(self, username, display_name, role, timezone_name, languages, headline):
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            user = create_user(
+                username=username,
+                password=DEMO_PASSWORD,
+                email=f"{username}@example.com",
+                display_name=display_name,
+                role=role,
+                verified=True,
+                check_password_strength=False,
+            )
+            update_profile(
+                user=user,
+                display_name=display_name,
+                timezone_name=timezone_name,
+                languages=languages,
+                role=role,
+                headline=headline,
+            )
+        return user
+
+    def _admin(self):
+        if not User.objects.filter(username="admin").exists():
+            admin = create_user(
+                username="admin",
+                password=DEMO_PASSWORD,
+                email="admin@example.com",
+                display_name="Site admin",
+                verified=True,
+                check_password_strength=False,
+            )
+            grant_staff(user=admin)
