@@ -1,0 +1,94 @@
+"""Real daphne processes serving the test database, for multi-process and browser tests."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.db import connection
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_database_url() -> str:
+    """DATABASE_URL for the database this test run uses (pytest-django's test database)."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        credentials = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+        return f"postgres://{credentials}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    raise RuntimeError(f"no DATABASE_URL form for {db['ENGINE']}")
+
+
+class DaphneServers:
+    def __init__(self):
+        self.processes: list[subprocess.Popen] = []
+
+    def start(
+        self, *, redis_url: str | None = None, redis_prefix: str | None = None, timeout: float = 30
+    ) -> str:
+        """Start one daphne process and return its base URL once /healthz answers."""
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+        env.update(
+            DJANGO_SETTINGS_MODULE="marketplace.settings",
+            DATABASE_URL=test_database_url(),
+            PYTHONUNBUFFERED="1",
+            MESSAGE_MAX_LENGTH=str(settings.MESSAGE_MAX_LENGTH),
+        )
+        if redis_url:
+            env["REDIS_URL"] = redis_url
+            env["CHANNEL_LAYER_PREFIX"] = redis_prefix or "inbox"
+        log_path = PROJECT_DIR / ".pytest_cache" / f"daphne-{port}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        log = open(log_path, "w")  # noqa: SIM115 -- lives as long as the process
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "marketplace.asgi:application",
+            ],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.processes.append(process)
+        base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {process.returncode}; see {log_path}")
+            try:
+                if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                    return base_url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"daphne did not become healthy in {timeout}s; see {log_path}")
+
+    def stop_all(self):
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
