@@ -1,0 +1,14 @@
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+
+COPY pyproject.toml ./
+RUN pip install --upgrade pip && pip install .
+COPY . .
+RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
+
+RUN useradd --create-home inbox && chown -R inbox /app
+USER inbox
+EXPOSE 8000
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "marketplace.asgi:application"]
