@@ -36,7 +36,11 @@ def error_response(request, status: int, code: str, detail: str, **extra):
 def _describe_validation_errors(errors: list[dict]) -> str:
     parts = []
     for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "payload"))
+        loc = list(error.get("loc", ()))
+        for prefix in ("body", "payload"):  # where ninja put it, not the field's name ("body" is one)
+            if loc and loc[0] == prefix:
+                loc = loc[1:]
+        location = ".".join(str(part) for part in loc)
         message = error.get("msg", "is invalid")
         parts.append(f"{location}: {message}" if location else message)
     return "; ".join(parts) or "The request is invalid."

@@ -6,7 +6,7 @@ import uuid
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.http import require_GET
@@ -29,7 +29,8 @@ def _check_cache():
     if cache.get(key) != "ok":
         raise RuntimeError("cache did not return what was written")
     cache.delete(key)
-    return cache.__class__.__name__
+    # `cache` is a proxy; name the backend behind it (RedisCache, LocMemCache...).
+    return type(caches["default"]).__name__
 
 
 def _check_channel_layer():

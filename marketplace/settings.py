@@ -5,6 +5,7 @@ in-process, local-memory cache and files on disk. Each variable switches one par
 production engine (see README and .env.example).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -85,8 +86,9 @@ TEMPLATES = [
 # --- Database: SQLite file by default, PostgreSQL when DATABASE_URL says so.
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so that a test's daphne subprocess can share the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / ".test-db.sqlite3")}
+    # A file, not memory, so that a test's daphne subprocess can share the test database; one
+    # per test process, so that two runs side by side do not replace each other's.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / f".test-db-{os.getpid()}.sqlite3")}
     DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
     DATABASES["default"]["OPTIONS"]["timeout"] = 20
 else:

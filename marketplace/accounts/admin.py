@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import ApiToken, Profile, User
+from .services import ensure_profile
 
 
 class ProfileInline(admin.StackedInline):
@@ -35,6 +36,11 @@ class UserAdmin(BaseUserAdmin):
         *BaseUserAdmin.fieldsets,
         ("Verification", {"fields": ["email_verified_at"]}),
     ]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # A profile inline left untouched on the add page saves nothing.
+        ensure_profile(user=form.instance)
 
     @admin.display(ordering="profile__display_name")
     def display_name(self, user):

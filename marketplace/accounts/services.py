@@ -58,6 +58,13 @@ def create_user(
     return user
 
 
+def ensure_profile(*, user: User) -> Profile:
+    """Every user has a profile, however they were created: the admin's add form saves the user
+    alone, and a user without a profile cannot open a single page."""
+    profile, _created = Profile.objects.get_or_create(user=user, defaults={"display_name": user.username})
+    return profile
+
+
 def grant_staff(*, user: User, superuser: bool = True) -> None:
     """Let a user into the Django admin."""
     user.is_staff = True

@@ -1,7 +1,10 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from marketplace.errors import DomainError
@@ -53,7 +56,12 @@ def resend_verification(request):
     else:
         services.queue_verification_email(user=request.user)
         messages.info(request, f"We sent a new confirmation link to {request.user.email}.")
-    return redirect(request.POST.get("next") or "accounts:profile")
+    next_url = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = reverse("accounts:profile")  # never bounce to another site
+    return HttpResponseRedirect(next_url)
 
 
 @login_required
