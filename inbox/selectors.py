@@ -13,6 +13,8 @@ from marketplace.errors import Gone, InvalidInput, NotFound
 
 from .models import Event, EventLogHead, Membership, Message
 
+MAX_ROW_ID = 2**63 - 1  # ids are 64-bit (BigAutoField)
+
 
 @dataclass
 class Page:
@@ -29,6 +31,9 @@ def conversation_for_user(*, user, conversation_id) -> Membership:
         conversation_id = int(conversation_id)
     except (TypeError, ValueError):
         raise NotFound("Conversation not found.") from None
+    if not 0 < conversation_id <= MAX_ROW_ID:
+        # No row has such an id, and SQLite raises OverflowError on integers past 64 bits.
+        raise NotFound("Conversation not found.")
     membership = (
         Membership.objects.select_related("conversation__last_message__sender", "other_user__profile")
         .filter(user=user, conversation_id=conversation_id)

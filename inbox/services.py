@@ -79,7 +79,12 @@ def start_conversation(
     """Open (or reuse) the conversation with a user and send the first message into it."""
     validate_message_body(body)
     ensure_can_send(sender)
-    recipient = User.objects.filter(username=recipient_username, is_active=True).first()
+    recipient = (
+        # No username holds a NUL, and PostgreSQL refuses one even in a lookup.
+        User.objects.filter(username=recipient_username, is_active=True).first()
+        if "\x00" not in recipient_username
+        else None
+    )
     if recipient is None:
         raise NotFound(f"There is no user called {recipient_username!r}.", code="unknown_recipient")
     conversation = get_or_create_conversation(user=sender, other_user=recipient)

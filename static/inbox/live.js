@@ -37,9 +37,10 @@ function newClientId() {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+// URL-encoded, not FormData: daphne (Twisted) parses multipart bodies itself and answers an
+// empty one (a POST without fields) with a bare 400 before Django sees it.
 function postForm(url, fields = {}) {
-  const body = new FormData();
-  for (const [key, value] of Object.entries(fields)) body.append(key, value);
+  const body = new URLSearchParams(fields);
   return fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin" });
 }
 
@@ -101,6 +102,8 @@ async function markReadIfVisible() {
   readInFlight = true;
   try {
     await postForm(root.dataset.readUrl);
+  } catch {
+    // Offline: the next message or visit marks it read.
   } finally {
     readInFlight = false;
   }
@@ -113,10 +116,14 @@ function refreshList() {
   clearTimeout(listTimer);
   listTimer = setTimeout(async () => {
     const params = state.conversationId ? `?active=${state.conversationId}` : "";
-    const response = await fetch(root.dataset.listUrl + params, { credentials: "same-origin" });
-    if (!response.ok) return;
-    const container = document.getElementById("conversation-list-container");
-    container.innerHTML = await response.text();
+    try {
+      const response = await fetch(root.dataset.listUrl + params, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const container = document.getElementById("conversation-list-container");
+      container.innerHTML = await response.text();
+    } catch {
+      // Offline: the next event refreshes the list.
+    }
   }, 150);
 }
 
