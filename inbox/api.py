@@ -2,7 +2,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.conf import settings
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Query, Router, Schema, Status
 
 from . import selectors, services
 from .payloads import conversation_payload, message_payload
@@ -107,7 +107,7 @@ def start_conversation(request, payload: StartConversationIn):
         client_id=payload.client_id,
     )
     membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation.pk)
-    return (201 if created else 200), _conversation_out(membership)
+    return Status(201 if created else 200, _conversation_out(membership))
 
 
 @router.get("/conversations/{int:conversation_id}", response=ConversationOut)
@@ -134,7 +134,7 @@ def send_message(request, conversation_id: int, payload: SendMessageIn):
         body=payload.body,
         client_id=payload.client_id,
     )
-    return (201 if created else 200), message_payload(message)
+    return Status(201 if created else 200, message_payload(message))
 
 
 @router.post("/conversations/{int:conversation_id}/read", response=ConversationOut)
@@ -158,7 +158,7 @@ def typing(request, conversation_id: int):
     """Tell the other person you are typing (live only; send every few seconds while typing)."""
     membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
     services.announce_typing(user=request.user, conversation=membership.conversation)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/events", response=EventPage)

@@ -6,6 +6,7 @@ from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
 from marketplace.accounts.services import user_for_api_token
+from marketplace.api_errors import error_code_for
 from marketplace.errors import DomainError
 
 
@@ -73,10 +74,7 @@ def on_authentication_error(request, exc: AuthenticationError):
 
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
-    code = {400: "bad_request", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "error"
-    )
-    return error_response(request, exc.status_code, code, str(exc))
+    return error_response(request, exc.status_code, error_code_for(exc.status_code), str(exc))
 
 
 @api.exception_handler(Http404)

@@ -62,6 +62,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "marketplace.accounts.middleware.UserTimezoneMiddleware",
+    "marketplace.api_errors.ApiJsonErrorsMiddleware",
 ]
 
 ROOT_URLCONF = "marketplace.urls"

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from django.contrib.auth import authenticate
-from ninja import Router, Schema
+from ninja import Field, Router, Schema, Status
 
 from marketplace.errors import DomainError
 
@@ -11,8 +11,8 @@ router = Router(tags=["accounts"])
 
 
 class TokenIn(Schema):
-    username: str
-    password: str
+    username: str = Field(max_length=150, pattern=r"^[^\x00]*$")
+    password: str = Field(max_length=4096)
 
 
 class TokenOut(Schema):
@@ -48,7 +48,7 @@ def create_token(request, payload: TokenIn):
     if user is None:
         raise InvalidCredentials("Wrong username or password.")
     token, raw = issue_api_token(user=user)
-    return 201, {"token": raw, "expires_at": token.expires_at}
+    return Status(201, {"token": raw, "expires_at": token.expires_at})
 
 
 @router.delete("/auth/token", response={204: None})
@@ -57,7 +57,7 @@ def delete_token(request):
     token = getattr(request.user, "api_token", None)
     if token is not None:
         revoke_api_token(token=token)
-    return 204, None
+    return Status(204, None)
 
 
 @router.get("/me", response=MeOut)
