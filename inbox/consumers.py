@@ -18,6 +18,7 @@ from .selectors import head_cursor
 MAX_FRAME_CHARS = 4096
 MAX_WATCHED_USERS = 50
 CLOSE_UNAUTHENTICATED = 4401
+MAX_USER_ID = 2**63 - 1  # a BigAutoField; larger ids would make group names the layer rejects
 
 
 class EventsConsumer(AsyncWebsocketConsumer):
@@ -52,10 +53,12 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: deeply nested arrays fit in 4096 chars
+            frame = None
+        if not isinstance(frame, dict):
             await self._error("bad_frame", "Frames must be JSON objects with a 'type'.")
             return
-        frame_type = frame.get("type") if isinstance(frame, dict) else None
+        frame_type = frame.get("type")
         if frame_type == "ping":
             await presence.heartbeat(self.user_id)
             await self._send({"type": "pong", "cursor": None})
@@ -68,7 +71,9 @@ class EventsConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=json.dumps(message["event"]))
 
     async def _watch_presence(self, user_ids):
-        if not isinstance(user_ids, list) or not all(type(uid) is int for uid in user_ids):
+        if not isinstance(user_ids, list) or not all(
+            type(uid) is int and 0 < uid <= MAX_USER_ID for uid in user_ids
+        ):
             await self._error("bad_frame", "presence.watch takes user_ids, a list of user ids.")
             return
         new_ids = [uid for uid in dict.fromkeys(user_ids) if uid not in self.watched]
