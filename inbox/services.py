@@ -81,7 +81,7 @@ def start_conversation(
     ensure_can_send(sender)
     recipient = (
         # No username holds a NUL, and PostgreSQL refuses one even in a lookup.
-        User.objects.filter(username=recipient_username, is_active=True).first()
+        User.objects.filter(username__iexact=recipient_username, is_active=True).first()
         if "\x00" not in recipient_username
         else None
     )

@@ -3,6 +3,7 @@ import zoneinfo
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone as django_timezone
 
 
@@ -12,7 +13,11 @@ def validate_timezone_name(value: str) -> None:
 
 
 class AccountManager(UserManager):
-    """Every user has a profile: the manager creates both, whoever creates the user."""
+    """Every user has a profile: the manager creates both, whoever creates the user.
+    Usernames are unique and matched regardless of case ("Carla" logs in as "carla")."""
+
+    def get_by_natural_key(self, username):
+        return self.get(username__iexact=username)
 
     def _create_user(self, username, email, password, **extra_fields):
         user = super()._create_user(username, email, password, **extra_fields)
@@ -24,6 +29,9 @@ class User(AbstractUser):
     email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = AccountManager()
+
+    class Meta(AbstractUser.Meta):
+        constraints = [models.UniqueConstraint(Lower("username"), name="username_unique_ignoring_case")]
 
     @property
     def is_email_verified(self) -> bool:

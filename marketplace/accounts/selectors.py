@@ -8,4 +8,6 @@ def public_profile(*, username: str) -> User:
     """An active user with their profile, or 404."""
     if "\x00" in username:  # no username holds a NUL, and PostgreSQL refuses one even in a lookup
         raise Http404("No such user.")
-    return get_object_or_404(User.objects.select_related("profile"), username=username, is_active=True)
+    return get_object_or_404(
+        User.objects.select_related("profile"), username__iexact=username, is_active=True
+    )
