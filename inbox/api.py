@@ -94,7 +94,10 @@ def _conversation_out(membership) -> dict:
 def list_conversations(request, query: Query[PageQuery]):
     """The caller's conversations, most recent first."""
     page = selectors.inbox_page(user=request.user, cursor=query.cursor, limit=query.limit)
-    return {"items": [conversation_payload(m) for m in page.items], "next_cursor": page.next_cursor}
+    items = [
+        conversation_payload(m, other_last_read_message_id=m.other_last_read_message_id) for m in page.items
+    ]
+    return {"items": items, "next_cursor": page.next_cursor}
 
 
 @router.post("/conversations", response={201: ConversationOut, 200: ConversationOut})

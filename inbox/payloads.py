@@ -1,10 +1,15 @@
 """The JSON shapes of users, messages and conversations, shared by the API and the event log."""
 
+from django.core.serializers.json import DjangoJSONEncoder
+
 from .models import Membership, Message
+
+_json_encoder = DjangoJSONEncoder()
 
 
 def _iso(value):
-    return value.isoformat() if value is not None else None
+    """The same form the API's responses use (ISO 8601, milliseconds, Z for UTC)."""
+    return _json_encoder.default(value) if value is not None else None
 
 
 def user_summary(user) -> dict:

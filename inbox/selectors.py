@@ -92,6 +92,13 @@ def inbox_page(*, user, cursor: str | None = None, limit: int | None = None) -> 
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = _encode_cursor({"at": last.last_message_at.isoformat(), "id": last.pk})
+    other_reads = dict(
+        Membership.objects.filter(conversation_id__in=[m.conversation_id for m in rows])
+        .exclude(user=user)
+        .values_list("conversation_id", "last_read_message_id")
+    )
+    for membership in rows:
+        membership.other_last_read_message_id = other_reads.get(membership.conversation_id)
     return Page(items=rows, next_cursor=next_cursor)
 
 
@@ -142,13 +149,14 @@ def events_since(*, user, since: int, limit: int | None = None) -> Page:
     limit = _clamp_limit(limit, default=settings.EVENTS_PAGE_MAX, maximum=settings.EVENTS_PAGE_MAX)
     if since < 0:
         raise InvalidInput("since must be 0 or a cursor you received.", code="invalid_cursor")
-    pruned_through = (
-        EventLogHead.objects.filter(user_id=user.pk).values_list("pruned_through", flat=True).first() or 0
-    )
+    head = EventLogHead.objects.filter(user_id=user.pk).values_list("pruned_through", "last_cursor").first()
+    pruned_through, last_cursor = head or (0, 0)
     if since < pruned_through:
         raise Gone(
-            f"Events up to cursor {pruned_through} were pruned; reload the inbox and continue from there.",
+            f"Events up to cursor {pruned_through} were pruned: reload your conversations, then follow "
+            f"events from cursor {last_cursor}.",
             code="resync_required",
+            cursor=last_cursor,
         )
     rows = list(Event.objects.filter(user=user, cursor__gt=since).order_by("cursor")[: limit + 1])
     next_cursor = None

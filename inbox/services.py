@@ -87,6 +87,17 @@ def start_conversation(
     )
     if recipient is None:
         raise NotFound(f"There is no user called {recipient_username!r}.", code="unknown_recipient")
+    if client_id is not None:
+        replayed = (
+            Message.objects.filter(sender=sender, client_id=client_id).select_related("conversation").first()
+        )
+        if replayed is not None:
+            if recipient.pk not in (replayed.conversation.user_low_id, replayed.conversation.user_high_id):
+                raise Conflict(
+                    "This client_id was already used for a message in another conversation.",
+                    code="client_id_reused",
+                )
+            return replayed.conversation, replayed, False
     conversation = get_or_create_conversation(user=sender, other_user=recipient)
     message, created = send_message(sender=sender, conversation=conversation, body=body, client_id=client_id)
     return conversation, message, created
@@ -197,13 +208,22 @@ def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None 
         mine.last_read_message_id = target
         mine.unread_count = unread_after
         mine.save(update_fields=["last_read_message_id", "unread_count"])
-        payload = {
-            "conversation_id": conversation.pk,
-            "reader": user.username,
-            "last_read_message_id": target,
-            "unread_count": unread_after,
-        }
-        append_events([(m.user_id, "conversation.read", payload) for m in memberships])
+        # Like message.created, each participant's copy carries their own unread count.
+        append_events(
+            [
+                (
+                    m.user_id,
+                    "conversation.read",
+                    {
+                        "conversation_id": conversation.pk,
+                        "reader": user.username,
+                        "last_read_message_id": target,
+                        "unread_count": m.unread_count,
+                    },
+                )
+                for m in memberships
+            ]
+        )
     return mine
 
 
@@ -216,7 +236,8 @@ def announce_typing(*, user, conversation: Conversation) -> None:
 def prune_event_log(*, older_than: timedelta | None = None) -> int:
     """Delete events past the retention period. A client asking for a pruned cursor is told to
     reload (410) instead of silently missing events."""
-    older_than = older_than or timedelta(days=settings.EVENT_LOG_RETENTION_DAYS)
+    if older_than is None:
+        older_than = timedelta(days=settings.EVENT_LOG_RETENTION_DAYS)
     cutoff = timezone.now() - older_than
     deleted_total = 0
     user_ids = Event.objects.filter(created_at__lt=cutoff).values_list("user_id", flat=True).distinct()

@@ -15,8 +15,10 @@ class BearerTokenAuth(HttpBearer):
 
     def authenticate(self, request, token):
         user = user_for_api_token(token)
-        if user is not None:
-            request.user = user
+        if user is None:
+            # A bad token is refused outright, never a fallback to the session cookie.
+            raise AuthenticationError()
+        request.user = user
         return user
 
 
@@ -49,7 +51,7 @@ def _describe_validation_errors(errors: list[dict]) -> str:
 
 @api.exception_handler(DomainError)
 def on_domain_error(request, exc: DomainError):
-    return error_response(request, exc.status, exc.code, exc.detail)
+    return error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
 
 
 @api.exception_handler(ValidationError)

@@ -9,9 +9,10 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, detail: str, *, code: str | None = None):
+    def __init__(self, detail: str, *, code: str | None = None, **extra):
         super().__init__(detail)
         self.detail = detail
+        self.extra = extra  # more fields for the error body, e.g. the cursor to resume from
         if code:
             self.code = code
 
