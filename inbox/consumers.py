@@ -21,6 +21,17 @@ CLOSE_UNAUTHENTICATED = 4401
 MAX_USER_ID = 2**63 - 1  # a BigAutoField; larger ids would make group names the layer rejects
 
 
+def _credential_of(scope) -> str | None:
+    """What this socket logged in with: a bearer token or a session."""
+    token = getattr(scope["user"], "api_token", None)
+    if token is not None:
+        return f"token:{token.pk}"
+    session = scope.get("session")
+    if session is not None and session.session_key:
+        return f"session:{session.session_key}"
+    return None
+
+
 class EventsConsumer(AsyncWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
@@ -30,6 +41,7 @@ class EventsConsumer(AsyncWebsocketConsumer):
             return
         self.user_id = user.pk
         self.username = user.username
+        self.credential = _credential_of(self.scope)
         self.watched: set[int] = set()
         await self.channel_layer.group_add(user_group(self.user_id), self.channel_name)
         await self.accept()
@@ -69,6 +81,11 @@ class EventsConsumer(AsyncWebsocketConsumer):
 
     async def event_forward(self, message):
         await self.send(text_data=json.dumps(message["event"]))
+
+    async def sockets_close(self, message):
+        """Logged out, token revoked or account deactivated: this socket's access is gone."""
+        if message.get("credential") in (None, self.credential):
+            await self.close(code=CLOSE_UNAUTHENTICATED, reason="access revoked")
 
     async def _watch_presence(self, user_ids):
         if not isinstance(user_ids, list) or not all(

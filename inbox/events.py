@@ -71,6 +71,24 @@ def push_to_users(pushes: list[tuple[int, dict]], *, group_for=user_group) -> No
         logger.exception("real-time push failed; clients will catch up from the event log")
 
 
+def close_sockets(user_id: int, *, credential: str | None = None) -> None:
+    """Close the user's open sockets that authenticated with `credential` ("session:<key>",
+    "token:<id>"), or all of them when it is None. After commit, like every push."""
+
+    def send():
+        layer = get_channel_layer()
+        if layer is None:
+            return
+        try:
+            async_to_sync(layer.group_send)(
+                user_group(user_id), {"type": "sockets.close", "credential": credential}
+            )
+        except Exception:
+            logger.exception("could not close the sockets of user %s", user_id)
+
+    transaction.on_commit(send, robust=True)
+
+
 def push_ephemeral(user_id: int, event: dict) -> None:
     """Typing and presence: live only, never logged, so they carry no cursor."""
     push_to_users([(user_id, {**event, "cursor": None})])

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import ApiToken, Profile, User
-from .services import ensure_profile
+from .services import announce_access_revoked, deactivate_user, ensure_profile
 
 
 class ProfileInline(admin.StackedInline):
@@ -36,6 +36,18 @@ class UserAdmin(BaseUserAdmin):
         *BaseUserAdmin.fieldsets,
         ("Verification", {"fields": ["email_verified_at"]}),
     ]
+
+    actions = ["deactivate"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if change and "is_active" in form.changed_data and not obj.is_active:
+            announce_access_revoked(user=obj)
+
+    @admin.action(description="Deactivate the selected users (closes their sessions and sockets)")
+    def deactivate(self, request, queryset):
+        for user in queryset:
+            deactivate_user(user=user)
 
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from marketplace.errors import Conflict, InvalidInput
 
 from .models import ApiToken, Profile, User, validate_timezone_name
+from .signals import access_revoked
 
 VERIFY_EMAIL_SALT = "accounts.verify-email"
 TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
@@ -143,7 +144,23 @@ def issue_api_token(*, user: User) -> tuple[ApiToken, str]:
 
 
 def revoke_api_token(*, token: ApiToken) -> None:
+    """Revoke a token; sockets opened with it close too."""
     ApiToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    access_revoked.send(sender=ApiToken, user_id=token.user_id, credential=f"token:{token.pk}")
+
+
+def deactivate_user(*, user: User) -> None:
+    """Take away all access: the account, its tokens and every open socket."""
+    with transaction.atomic():
+        User.objects.filter(pk=user.pk).update(is_active=False)
+        ApiToken.objects.filter(user=user, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    user.is_active = False
+    announce_access_revoked(user=user)
+
+
+def announce_access_revoked(*, user: User) -> None:
+    """Tell open sockets that the user no longer has access (e.g. deactivated in the admin)."""
+    access_revoked.send(sender=User, user_id=user.pk, credential=None)
 
 
 def user_for_api_token(raw_token: str) -> User | None:
