@@ -109,13 +109,17 @@ def start_conversation(request, payload: StartConversationIn):
         body=payload.body,
         client_id=payload.client_id,
     )
-    membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation.pk)
+    membership = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation.pk, details=True
+    )
     return Status(201 if created else 200, _conversation_out(membership))
 
 
 @router.get("/conversations/{int:conversation_id}", response=ConversationOut)
 def get_conversation(request, conversation_id: int):
-    membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    membership = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id, details=True
+    )
     return _conversation_out(membership)
 
 
@@ -143,7 +147,9 @@ def send_message(request, conversation_id: int, payload: SendMessageIn):
 @router.post("/conversations/{int:conversation_id}/read", response=ConversationOut)
 def mark_read(request, conversation_id: int, payload: ReadIn | None = None):
     """Mark read up to a message (default: all of it)."""
-    membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    membership = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id, details=True
+    )
     updated = services.mark_read(
         user=request.user,
         conversation=membership.conversation,

@@ -22,9 +22,10 @@ class Page:
     next_cursor: str | int | None
 
 
-def conversation_for_user(*, user, conversation_id) -> Membership:
+def conversation_for_user(*, user, conversation_id, details: bool = False) -> Membership:
     """The user's membership in a conversation, or NotFound: a stranger learns nothing, not even
-    that the conversation exists."""
+    that the conversation exists. `details` also loads what a conversation is shown with (the
+    other person's profile, the last message); a write needs only the conversation."""
     if not user.is_authenticated:
         raise NotFound("Conversation not found.")
     try:
@@ -34,10 +35,9 @@ def conversation_for_user(*, user, conversation_id) -> Membership:
     if not 0 < conversation_id <= MAX_ROW_ID:
         # No row has such an id, and SQLite raises OverflowError on integers past 64 bits.
         raise NotFound("Conversation not found.")
+    related = ("conversation__last_message__sender", "other_user__profile") if details else ("conversation",)
     membership = (
-        Membership.objects.select_related("conversation__last_message__sender", "other_user__profile")
-        .filter(user=user, conversation_id=conversation_id)
-        .first()
+        Membership.objects.select_related(*related).filter(user=user, conversation_id=conversation_id).first()
     )
     if membership is None:
         raise NotFound("Conversation not found.")

@@ -18,9 +18,11 @@ def _error_json(exc: DomainError) -> JsonResponse:
     return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)
 
 
-def _membership_or_404(request, conversation_id):
+def _membership_or_404(request, conversation_id, *, details=False):
     try:
-        return selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+        return selectors.conversation_for_user(
+            user=request.user, conversation_id=conversation_id, details=details
+        )
     except NotFound:
         raise Http404("Conversation not found") from None
 
@@ -45,7 +47,9 @@ def _parse_message_id(raw: str | None) -> int | None:
 @require_GET
 def inbox(request, conversation_id=None):
     user = request.user
-    active = _membership_or_404(request, conversation_id) if conversation_id is not None else None
+    active = (
+        _membership_or_404(request, conversation_id, details=True) if conversation_id is not None else None
+    )
     context = {
         "conversations": selectors.inbox_page(user=user, limit=50),
         "active": active,
