@@ -86,6 +86,15 @@ def redis_channel_layer(settings, redis_url):
 
 
 @pytest.fixture
+def channel_layer(settings):
+    """The in-memory layer, whatever REDIS_URL says: for tests that listen in this process."""
+    from channels.layers import get_channel_layer
+
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return get_channel_layer()
+
+
+@pytest.fixture
 def daphne_servers(transactional_db):
     """Start real daphne processes on the test database: `daphne_servers.start(redis_prefix=...)`."""
     servers = DaphneServers()

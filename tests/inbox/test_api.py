@@ -1,22 +1,19 @@
 """The JSON API under /api/v1/ as an integration sees it: shapes, status codes, auth, and errors
 that are always JSON 4xx, never a 5xx."""
 
-import asyncio
 import json
 import uuid
 from datetime import datetime, timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.test import Client
 from django.utils import timezone
 
-from inbox.events import user_group
 from inbox.models import Conversation, Event, Message
 from inbox.services import get_or_create_conversation, prune_event_log, send_message, start_conversation
 from tests.factories import TEST_PASSWORD, bearer_headers
+from tests.helpers import listen, received
 
 API = "/api/v1"
 MESSAGE_KEYS = {"id", "conversation_id", "sender", "body", "status", "client_id", "created_at", "edited_at"}
@@ -113,31 +110,6 @@ def conversation(buyer, seller):
         sender=buyer, recipient_username="seller", body="Hi, is the logo gig open?"
     )
     return conversation
-
-
-@pytest.fixture
-def channel_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    return get_channel_layer()
-
-
-def listen(layer, user) -> str:
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(user.pk), channel)
-    return channel
-
-
-def received(layer, channel, *, wait: float = 0.1) -> list[dict]:
-    async def drain():
-        events = []
-        while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), wait)
-            except TimeoutError:
-                return events
-            events.append(message["event"])
-
-    return async_to_sync(drain)()
 
 
 # --- authentication --------------------------------------------------------------------------

@@ -1,18 +1,14 @@
 """inbox.services: every write of the inbox. One transaction each; events logged per user and
 pushed to open sockets only after commit; a refused write leaves nothing behind."""
 
-import asyncio
 import uuid
 from datetime import timedelta
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from inbox.events import user_group
 from inbox.models import Conversation, Event, EventLogHead, Membership, Message
 from inbox.selectors import events_since
 from inbox.services import (
@@ -24,7 +20,7 @@ from inbox.services import (
     start_conversation,
 )
 from marketplace.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
-from tests.helpers import logged_events
+from tests.helpers import listen, logged_events, received
 
 MESSAGE_KEYS = {"id", "conversation_id", "sender", "body", "status", "client_id", "created_at", "edited_at"}
 
@@ -35,35 +31,6 @@ MESSAGE_KEYS = {"id", "conversation_id", "sender", "body", "status", "client_id"
 @pytest.fixture
 def conversation(buyer, seller):
     return get_or_create_conversation(user=buyer, other_user=seller)
-
-
-@pytest.fixture
-def channel_layer(settings):
-    """The in-memory layer, whatever REDIS_URL says: these tests listen in this process."""
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    return get_channel_layer()
-
-
-def listen(layer, user) -> str:
-    """A channel in the user's group, as an open tab of theirs would have."""
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(user.pk), channel)
-    return channel
-
-
-def received(layer, channel, *, wait: float = 0.1) -> list[dict]:
-    """Every event pushed to the channel so far (waits `wait` seconds for more)."""
-
-    async def drain():
-        events = []
-        while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), wait)
-            except TimeoutError:
-                return events
-            events.append(message["event"])
-
-    return async_to_sync(drain)()
 
 
 def membership(user, conversation) -> Membership:

@@ -1,20 +1,17 @@
 """The inbox pages and the small endpoints the page's script calls, as a signed-in browser uses them."""
 
-import asyncio
 import re
 import uuid
 
 import pytest
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from inbox.events import user_group
 from inbox.models import Conversation, Event, Membership, Message
 from inbox.services import get_or_create_conversation, send_message, start_conversation
+from tests.helpers import listen, received
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -65,31 +62,6 @@ def stored() -> tuple:
 def conversation(buyer, seller):
     conversation, _, _ = start_conversation(sender=buyer, recipient_username="seller", body="Hi Sam")
     return conversation
-
-
-@pytest.fixture
-def channel_layer(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    return get_channel_layer()
-
-
-def listen(layer, user) -> str:
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(user_group(user.pk), channel)
-    return channel
-
-
-def received(layer, channel, *, wait: float = 0.1) -> list[dict]:
-    async def drain():
-        events = []
-        while True:
-            try:
-                message = await asyncio.wait_for(layer.receive(channel), wait)
-            except TimeoutError:
-                return events
-            events.append(message["event"])
-
-    return async_to_sync(drain)()
 
 
 # --- signed out ----------------------------------------------------------------------------------
