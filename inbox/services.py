@@ -98,8 +98,11 @@ def start_conversation(
                     code="client_id_reused",
                 )
             return replayed.conversation, replayed, False
-    conversation = get_or_create_conversation(user=sender, other_user=recipient)
-    message, created = send_message(sender=sender, conversation=conversation, body=body, client_id=client_id)
+    with transaction.atomic():  # a conversation is never left behind without its first message
+        conversation = get_or_create_conversation(user=sender, other_user=recipient)
+        message, created = send_message(
+            sender=sender, conversation=conversation, body=body, client_id=client_id
+        )
     return conversation, message, created
 
 

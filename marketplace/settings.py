@@ -147,6 +147,7 @@ if AWS_STORAGE_BUCKET_NAME:
             "default_acl": None,  # private objects; reads go through signed URLs
             "querystring_auth": True,
             "querystring_expire": env.int("AWS_QUERYSTRING_EXPIRE", default=300),
+            "signature_version": "s3v4",
             "file_overwrite": False,
         },
     }

@@ -20,7 +20,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_database_url() -> str:
+def shared_database_url() -> str:
     """DATABASE_URL for the database this test run uses (pytest-django's test database)."""
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
@@ -43,7 +43,7 @@ class DaphneServers:
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
         env.update(
             DJANGO_SETTINGS_MODULE="marketplace.settings",
-            DATABASE_URL=test_database_url(),
+            DATABASE_URL=shared_database_url(),
             PYTHONUNBUFFERED="1",
             MESSAGE_MAX_LENGTH=str(settings.MESSAGE_MAX_LENGTH),
         )
