@@ -5,15 +5,14 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 
 import boto3
 import httpx
 import pytest
+import redis
 from django.test import Client
 
-from marketplace.accounts.services import create_user
-from marketplace.celery import app as celery_app
+from marketplace.accounts.models import User
 from tests.servers import PROJECT_DIR, free_port, shared_database_url
 
 
@@ -27,40 +26,52 @@ def wait_for(predicate, *, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def environment_with_broker(broker_url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(DATABASE_URL=shared_database_url(), CELERY_BROKER_URL=broker_url, PYTHONUNBUFFERED="1")
+    return env
+
+
 @pytest.fixture
 def celery_worker_on_redis(transactional_db, redis_url, tmp_path):
-    """A real worker process on a Redis broker, and this process publishing to it."""
+    """A real worker process on a Redis broker (its own database index, emptied first)."""
     broker_url = redis_url.rsplit("/", 1)[0] + "/14"
-    queue = f"test-{uuid.uuid4().hex[:8]}"
+    redis.Redis.from_url(broker_url).flushdb()
     log_path = tmp_path / "worker.log"
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL",)}
-    env.update(DATABASE_URL=shared_database_url(), CELERY_BROKER_URL=broker_url, PYTHONUNBUFFERED="1")
     with open(log_path, "w") as log:
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo", "-Q", queue,
+            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=info"],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=PROJECT_DIR, env=environment_with_broker(broker_url), stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
-    saved = {key: celery_app.conf[key] for key in ("task_always_eager", "broker_url", "task_default_queue")}
-    celery_app.conf.update(task_always_eager=False, broker_url=broker_url, task_default_queue=queue)
     try:
         wait_for(lambda: "ready" in log_path.read_text(), timeout=30, what="the worker to start")
-        yield log_path
+        yield broker_url, log_path
     finally:
-        celery_app.conf.update(saved)
         worker.terminate()
         worker.wait(timeout=10)
 
 
 @pytest.mark.needs_redis
 def test_a_celery_worker_on_redis_sends_the_verification_email(celery_worker_on_redis):
-    user = create_user(
-        username="newcomer",
-        password="a-long-pass-phrase",
-        email="newcomer@example.com",
-        send_verification=True,
+    broker_url, log_path = celery_worker_on_redis
+    # The sign-up service runs in a process configured like production: CELERY_BROKER_URL set,
+    # so the email task goes through Redis to the worker instead of running in-process.
+    signup = (
+        "from marketplace.accounts.services import create_user\n"
+        "create_user(username='newcomer', password='a-long-pass-phrase', email='newcomer@example.com',"
+        " send_verification=True)\n"
     )
-    log_path = celery_worker_on_redis
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", signup],
+        cwd=PROJECT_DIR,
+        env=environment_with_broker(broker_url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "verify" not in result.stdout  # not sent by the web process itself
 
     link = wait_for(
         lambda: re.search(r"http://\S+/accounts/verify/(\S+)/", log_path.read_text()),
@@ -70,8 +81,7 @@ def test_a_celery_worker_on_redis_sends_the_verification_email(celery_worker_on_
     assert "To: newcomer@example.com" in log_path.read_text()
     response = Client().get(f"/accounts/verify/{link.group(1)}/")
     assert response.status_code == 302
-    user.refresh_from_db()
-    assert user.is_email_verified
+    assert User.objects.get(username="newcomer").is_email_verified
 
 
 @pytest.fixture
