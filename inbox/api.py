@@ -5,7 +5,7 @@ from django.conf import settings
 from ninja import Field, Query, Router, Schema, Status
 
 from . import selectors, services
-from .payloads import conversation_payload, message_payload
+from .payloads import conversation_payload, label_payload, message_payload
 
 router = Router(tags=["inbox"])
 
@@ -21,15 +21,24 @@ class UserOut(Schema):
     timezone: str
 
 
+class QuoteOut(Schema):
+    id: int
+    sender: str
+    excerpt: str = Field(description="The start of the quoted text (empty when it was deleted)")
+    deleted: bool
+
+
 class MessageOut(Schema):
     id: int
     conversation_id: int
     sender: str = Field(description="Username of the author")
-    body: str
+    body: str = Field(description="Empty when the message was deleted")
     status: str = Field(description="visible, held or rejected")
     client_id: UUID
     created_at: datetime
     edited_at: datetime | None
+    deleted: bool
+    reply_to: QuoteOut | None = Field(description="The message this one answers")
 
 
 class ConversationOut(Schema):
@@ -40,6 +49,63 @@ class ConversationOut(Schema):
     unread_count: int
     last_read_message_id: int | None
     other_last_read_message_id: int | None = Field(description="How far the other person has read")
+    needs_reply: bool = Field(description="The last word is the other person's")
+    starred: bool
+    archived: bool
+    spam: bool = Field(description="You reported it as spam")
+    deleted: bool = Field(description="You deleted it from your inbox (the other person keeps theirs)")
+    labels: list[int] = Field(description="Ids of the labels you applied")
+    has_custom_offer: bool
+    has_request: bool
+    draft: str = Field(description="What you typed and did not send yet")
+
+
+class LabelOut(Schema):
+    id: int
+    name: str
+    color: str
+    shared: bool = Field(description="A label everyone has (Follow-up); it cannot be changed")
+
+
+class LabelIn(Schema):
+    name: str = Field(max_length=4000)
+    color: str | None = Field(None, max_length=20)
+
+
+class LabelPatch(Schema):
+    name: str | None = Field(None, max_length=4000)
+    color: str | None = Field(None, max_length=20)
+
+
+class FilterCounts(Schema):
+    all: int
+    unread: int
+    starred: int
+    needs_reply: int
+    archived: int
+    spam: int
+    custom_offers: int
+    requests: int
+    follow_up: int
+    labels: dict[int, int] = Field(description="Label id -> conversations carrying it")
+
+
+class ActionIn(Schema):
+    action: str = Field(description=", ".join(services.FILING_ACTIONS))
+    conversation_ids: list[int] = Field(description="One or more of your conversations (at most 100)")
+    label_id: int | None = Field(None, description="For add_label and remove_label")
+
+
+class DraftIn(Schema):
+    text: str = Field(max_length=100_000)
+
+
+class EditIn(Schema):
+    body: str = Field(description=f"1 to {BODY_LIMIT} characters")
+
+
+class BlockIn(Schema):
+    username: str = Field(max_length=150, pattern=r"^[^\x00]*$")
 
 
 class ConversationPage(Schema):
@@ -68,6 +134,7 @@ class SendMessageIn(Schema):
     client_id: UUID | None = Field(
         None, description="Chosen by the client; a retry with the same id is a no-op"
     )
+    reply_to: int | None = Field(None, description="Id of the message this one answers")
 
 
 class ReadIn(Schema):
@@ -79,25 +146,74 @@ class PageQuery(Schema):
     limit: int | None = None
 
 
+class ConversationQuery(PageQuery):
+    filter: str = Field("all", description=", ".join(selectors.FILTERS))
+    label: int | None = Field(None, description="A label id: the conversations carrying it")
+    q: str | None = Field(None, max_length=10_000, description="Part of the other person's name or username")
+
+
 class EventsQuery(Schema):
     since: int = 0
     limit: int | None = None
 
 
 def _conversation_out(membership) -> dict:
+    selectors.attach_label_ids([membership])
     return conversation_payload(
-        membership, other_last_read_message_id=selectors.other_last_read_message_id(membership=membership)
+        membership,
+        label_ids=membership.label_ids,
+        other_last_read_message_id=selectors.other_last_read_message_id(membership=membership),
     )
 
 
 @router.get("/conversations", response=ConversationPage)
-def list_conversations(request, query: Query[PageQuery]):
-    """The caller's conversations, most recent first."""
-    page = selectors.inbox_page(user=request.user, cursor=query.cursor, limit=query.limit)
+def list_conversations(request, query: Query[ConversationQuery]):
+    """The caller's conversations in a filter (default: all, i.e. not archived, deleted or spam),
+    most recent first. `q` narrows to the other person's name; with the default filter it also
+    finds conversations you deleted."""
+    page = selectors.inbox_page(
+        user=request.user,
+        filter_name=query.filter,
+        label_id=query.label,
+        query=query.q,
+        cursor=query.cursor,
+        limit=query.limit,
+    )
     items = [
-        conversation_payload(m, other_last_read_message_id=m.other_last_read_message_id) for m in page.items
+        conversation_payload(
+            m, label_ids=m.label_ids, other_last_read_message_id=m.other_last_read_message_id
+        )
+        for m in page.items
     ]
     return {"items": items, "next_cursor": page.next_cursor}
+
+
+@router.get("/conversations/counts", response=FilterCounts)
+def conversation_counts(request):
+    """How many conversations each filter and label holds (Unread: how many are unread)."""
+    return selectors.filter_counts(user=request.user)
+
+
+@router.post("/conversations/actions", response=list[ConversationOut])
+def file_conversations(request, payload: ActionIn):
+    """Star, archive, delete from your inbox, report spam, mark read or unread, apply or remove a
+    label: on one or many of your conversations at once, all or none."""
+    label = (
+        selectors.label_for_user(user=request.user, label_id=payload.label_id)
+        if payload.label_id is not None
+        else None
+    )
+    memberships = services.file_conversations(
+        user=request.user, conversation_ids=payload.conversation_ids, action=payload.action, label=label
+    )
+    return [
+        _conversation_out(
+            selectors.conversation_for_user(
+                user=request.user, conversation_id=m.conversation_id, details=True
+            )
+        )
+        for m in memberships
+    ]
 
 
 @router.post("/conversations", response={201: ConversationOut, 200: ConversationOut})
@@ -140,8 +256,76 @@ def send_message(request, conversation_id: int, payload: SendMessageIn):
         conversation=membership.conversation,
         body=payload.body,
         client_id=payload.client_id,
+        reply_to_id=payload.reply_to,
     )
     return Status(201 if created else 200, message_payload(message))
+
+
+@router.patch("/messages/{int:message_id}", response=MessageOut)
+def edit_message(request, message_id: int, payload: EditIn):
+    """Change your message's text, within 15 minutes of sending it."""
+    message = selectors.message_for_user(user=request.user, message_id=message_id)
+    return message_payload(services.edit_message(user=request.user, message=message, body=payload.body))
+
+
+@router.delete("/messages/{int:message_id}", response=MessageOut)
+def delete_message(request, message_id: int):
+    """Delete your message, within 15 minutes of sending it: a placeholder stays in its place."""
+    message = selectors.message_for_user(user=request.user, message_id=message_id)
+    return message_payload(services.delete_message(user=request.user, message=message))
+
+
+@router.put("/conversations/{int:conversation_id}/draft", response=ConversationOut)
+def save_draft(request, conversation_id: int, payload: DraftIn):
+    """Keep unsent text for this conversation; it comes back on your other devices."""
+    membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    services.save_draft(user=request.user, conversation=membership.conversation, text=payload.text)
+    return _conversation_out(
+        selectors.conversation_for_user(user=request.user, conversation_id=conversation_id, details=True)
+    )
+
+
+@router.get("/labels", response=list[LabelOut])
+def list_labels(request):
+    """Your labels and the ones everyone has (Follow-up)."""
+    services.follow_up_label()
+    return [label_payload(label) for label in selectors.labels_for_user(user=request.user)]
+
+
+@router.post("/labels", response={201: LabelOut})
+def create_label(request, payload: LabelIn):
+    label = services.create_label(user=request.user, name=payload.name, color=payload.color)
+    return Status(201, label_payload(label))
+
+
+@router.patch("/labels/{int:label_id}", response=LabelOut)
+def update_label(request, label_id: int, payload: LabelPatch):
+    """Rename or recolour one of your labels."""
+    label = selectors.label_for_user(user=request.user, label_id=label_id)
+    label = services.update_label(user=request.user, label=label, name=payload.name, color=payload.color)
+    return label_payload(label)
+
+
+@router.delete("/labels/{int:label_id}", response={204: None})
+def delete_label(request, label_id: int):
+    label = selectors.label_for_user(user=request.user, label_id=label_id)
+    services.delete_label(user=request.user, label=label)
+    return Status(204, None)
+
+
+@router.post("/blocks", response={204: None})
+def block_user(request, payload: BlockIn):
+    """Block someone you have a conversation with: their messages to you are refused."""
+    other = selectors.correspondent(user=request.user, username=payload.username)
+    services.block_user(blocker=request.user, blocked=other)
+    return Status(204, None)
+
+
+@router.delete("/blocks/{username}", response={204: None})
+def unblock_user(request, username: str):
+    other = selectors.correspondent(user=request.user, username=username)
+    services.unblock_user(blocker=request.user, blocked=other)
+    return Status(204, None)
 
 
 @router.post("/conversations/{int:conversation_id}/read", response=ConversationOut)

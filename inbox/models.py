@@ -1,6 +1,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 
@@ -38,6 +39,20 @@ class Membership(models.Model):
     # Copied from the conversation so that a user's inbox is one index range scan.
     last_message_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # How this user files the conversation. A new message brings it back from archived or
+    # deleted; spam stays spam until the user says otherwise.
+    starred_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="Deleted from this user's inbox only")
+    spam_at = models.DateTimeField(null=True, blank=True, help_text="Reported as spam by this user")
+    labels = models.ManyToManyField(
+        "Label", through="MembershipLabel", related_name="memberships", blank=True
+    )
+    # Set by the orders app when an offer or a request is made in this conversation.
+    has_custom_offer = models.BooleanField(default=False)
+    has_request = models.BooleanField(default=False)
+    draft = models.TextField(blank=True)
+    draft_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -66,6 +81,10 @@ class Message(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(
+        null=True, blank=True, help_text="Deleted by its sender; the text is kept"
+    )
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         constraints = [
@@ -75,6 +94,104 @@ class Message(models.Model):
 
     def __str__(self):
         return f"Message {self.pk} by {self.sender_id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class MessageRevision(models.Model):
+    """A text a message had before an edit or a deletion: admins see every version (disputes)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="revisions")
+    body = models.TextField()
+    replaced_at = models.DateTimeField(default=timezone.now)
+    change = models.CharField(max_length=10, choices=[("edit", "Edited"), ("delete", "Deleted")])
+
+    class Meta:
+        ordering = ["replaced_at", "id"]
+
+    def __str__(self):
+        return f"{self.change} of message {self.message_id} at {self.replaced_at:%Y-%m-%d %H:%M}"
+
+
+FOLLOW_UP_LABEL = "Follow-up"
+
+
+class Label(models.Model):
+    """A user's own label, or a label everyone has (user is null: Follow-up)."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="labels"
+    )
+    name = models.CharField(max_length=40)
+    color = models.CharField(max_length=7, default="#6b7280", help_text="#rrggbb")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("name"), "user", name="label_name_unique_per_user"),
+            models.UniqueConstraint(
+                Lower("name"), condition=Q(user__isnull=True), name="shared_label_name_unique"
+            ),
+        ]
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_shared(self) -> bool:
+        return self.user_id is None
+
+
+class MembershipLabel(models.Model):
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE)
+    label = models.ForeignKey(Label, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "label"], name="label_once_per_conversation")
+        ]
+
+    def __str__(self):
+        return f"{self.label} on {self.membership}"
+
+
+class Block(models.Model):
+    """`blocker` no longer receives messages from `blocked`."""
+
+    blocker = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="blocks")
+    blocked = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["blocker", "blocked"], name="block_once")]
+
+    def __str__(self):
+        return f"{self.blocker_id} blocks {self.blocked_id}"
+
+
+class MessageTranslation(models.Model):
+    """A received message put into a reader's language, cached per message and language."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="translations")
+    target_language = models.CharField(max_length=8)
+    source_language = models.CharField(max_length=8)
+    text = models.TextField()
+    backend = models.CharField(max_length=40)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "target_language"], name="one_translation_per_language"
+            )
+        ]
+
+    def __str__(self):
+        return f"message {self.message_id} in {self.target_language}"
 
 
 class EventLogHead(models.Model):

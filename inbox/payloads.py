@@ -2,7 +2,7 @@
 
 from django.core.serializers.json import DjangoJSONEncoder
 
-from .models import Membership, Message
+from .models import Label, Membership, Message
 
 _json_encoder = DjangoJSONEncoder()
 
@@ -24,27 +24,71 @@ def user_summary(user) -> dict:
     }
 
 
+QUOTE_LENGTH = 140
+
+
+def quote_payload(message: Message) -> dict:
+    """What a reply shows of the message it answers."""
+    text = "" if message.is_deleted else message.body
+    return {
+        "id": message.pk,
+        "sender": message.sender.username,
+        "excerpt": text if len(text) <= QUOTE_LENGTH else text[: QUOTE_LENGTH - 1] + "…",
+        "deleted": message.is_deleted,
+    }
+
+
 def message_payload(message: Message) -> dict:
+    """A message as participants see it: a deleted one keeps its place but not its text."""
     return {
         "id": message.pk,
         "conversation_id": message.conversation_id,
         "sender": message.sender.username,
-        "body": message.body,
+        "body": "" if message.is_deleted else message.body,
         "status": message.status,
         "client_id": str(message.client_id),
         "created_at": _iso(message.created_at),
         "edited_at": _iso(message.edited_at),
+        "deleted": message.is_deleted,
+        "reply_to": quote_payload(message.reply_to) if message.reply_to_id else None,
     }
 
 
-def conversation_payload(membership: Membership, *, other_last_read_message_id: int | None = None) -> dict:
+def label_payload(label: Label) -> dict:
+    return {"id": label.pk, "name": label.name, "color": label.color, "shared": label.is_shared}
+
+
+def membership_state(membership: Membership, *, label_ids: list[int]) -> dict:
+    """How the user has filed the conversation (their own view; the other person's differs)."""
+    return {
+        "conversation_id": membership.conversation_id,
+        "unread_count": membership.unread_count,
+        "starred": membership.starred_at is not None,
+        "archived": membership.archived_at is not None,
+        "spam": membership.spam_at is not None,
+        "deleted": membership.deleted_at is not None,
+        "labels": label_ids,
+        "has_custom_offer": membership.has_custom_offer,
+        "has_request": membership.has_request,
+    }
+
+
+def conversation_payload(
+    membership: Membership, *, label_ids: list[int], other_last_read_message_id: int | None = None
+) -> dict:
     last_message = membership.conversation.last_message
+    state = membership_state(membership, label_ids=label_ids)
+    del state["conversation_id"]
     return {
         "id": membership.conversation_id,
         "other_user": user_summary(membership.other_user),
         "last_message": message_payload(last_message) if last_message else None,
         "last_message_at": _iso(membership.last_message_at),
-        "unread_count": membership.unread_count,
         "last_read_message_id": membership.last_read_message_id,
         "other_last_read_message_id": other_last_read_message_id,
+        "needs_reply": last_message is not None
+        and last_message.sender_id == membership.other_user_id
+        and not last_message.is_deleted,
+        "draft": membership.draft,
+        **state,
     }

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, F, Q
 
 from marketplace.errors import Gone, InvalidInput, NotFound
 
-from .models import Event, EventLogHead, Membership, Message
+from .models import FOLLOW_UP_LABEL, Event, EventLogHead, Label, Membership, MembershipLabel, Message
 
 MAX_ROW_ID = 2**63 - 1  # ids are 64-bit (BigAutoField)
 
@@ -71,11 +71,102 @@ def _clamp_limit(limit: int | None, *, default: int, maximum: int) -> int:
     return limit
 
 
-def inbox_page(*, user, cursor: str | None = None, limit: int | None = None) -> Page:
-    """A user's conversations, most recent activity first (keyset on last_message_at, id)."""
+FILTERS = {
+    "all": "All conversations",
+    "unread": "Unread",
+    "starred": "Starred",
+    "needs_reply": "Needs reply",
+    "archived": "Archived",
+    "spam": "Spam",
+    "custom_offers": "Custom Offers",
+    "requests": "Requests",
+    "follow_up": "Follow-up",
+}
+MAX_NAME_QUERY = 100
+
+_ACTIVE = Q(deleted_at__isnull=True, spam_at__isnull=True)
+_NEEDS_REPLY = Q(
+    conversation__last_message__sender_id=F("other_user_id"),
+    conversation__last_message__deleted_at__isnull=True,
+)
+FILTER_CONDITIONS = {
+    "all": _ACTIVE & Q(archived_at__isnull=True),
+    "unread": _ACTIVE & Q(unread_count__gt=0),
+    "starred": _ACTIVE & Q(starred_at__isnull=False),
+    "needs_reply": _ACTIVE & Q(archived_at__isnull=True) & _NEEDS_REPLY,
+    "archived": _ACTIVE & Q(archived_at__isnull=False),
+    "spam": Q(deleted_at__isnull=True, spam_at__isnull=False),
+    "custom_offers": _ACTIVE & Q(has_custom_offer=True),
+    "requests": _ACTIVE & Q(has_request=True),
+}
+
+
+def _filter_condition(*, user, filter_name: str, label_id: int | None) -> Q:
+    if label_id is not None:
+        label = label_for_user(user=user, label_id=label_id)
+        return Q(deleted_at__isnull=True, membershiplabel__label=label)
+    if filter_name == "follow_up":
+        return Q(
+            deleted_at__isnull=True,
+            membershiplabel__label__user__isnull=True,
+            membershiplabel__label__name=FOLLOW_UP_LABEL,
+        )
+    if filter_name not in FILTER_CONDITIONS:
+        raise InvalidInput(
+            f"Unknown filter {filter_name!r}; known: {', '.join(FILTERS)}.", code="invalid_filter"
+        )
+    return FILTER_CONDITIONS[filter_name]
+
+
+def _name_condition(query: str) -> Q:
+    return Q(other_user__username__icontains=query) | Q(other_user__profile__display_name__icontains=query)
+
+
+def _clean_name_query(query: str | None) -> str:
+    query = (query or "").strip()
+    if len(query) > MAX_NAME_QUERY:
+        raise InvalidInput(
+            f"Search for a name of at most {MAX_NAME_QUERY} characters.", code="query_too_long"
+        )
+    return query.replace("\x00", "")
+
+
+def attach_label_ids(memberships: list[Membership]) -> None:
+    """Give each membership its `label_ids` (one query for the whole list)."""
+    by_membership: dict[int, list[int]] = {m.pk: [] for m in memberships}
+    for membership_id, label_id in MembershipLabel.objects.filter(membership__in=memberships).values_list(
+        "membership_id", "label_id"
+    ):
+        by_membership[membership_id].append(label_id)
+    for membership in memberships:
+        membership.label_ids = sorted(by_membership[membership.pk])
+
+
+def inbox_page(
+    *,
+    user,
+    filter_name: str = "all",
+    label_id: int | None = None,
+    query: str | None = None,
+    cursor: str | None = None,
+    limit: int | None = None,
+) -> Page:
+    """A user's conversations in one filter, most recent activity first (keyset on
+    last_message_at, id). A name query searches every conversation of the filter, and with the
+    default filter also the ones the user deleted, so a deleted conversation can be found again."""
     limit = _clamp_limit(limit, default=30, maximum=100)
-    memberships = Membership.objects.filter(user=user).select_related(
-        "other_user__profile", "conversation__last_message__sender"
+    query = _clean_name_query(query)
+    condition = _filter_condition(user=user, filter_name=filter_name, label_id=label_id)
+    if query:
+        condition = _name_condition(query) & (
+            Q(deleted_at__isnull=True, spam_at__isnull=True) | Q(deleted_at__isnull=False)
+            if filter_name == "all" and label_id is None
+            else condition
+        )
+    memberships = (
+        Membership.objects.filter(user=user)
+        .filter(condition)
+        .select_related("other_user__profile", "conversation__last_message__sender")
     )
     if cursor:
         values = _decode_cursor(cursor)
@@ -99,7 +190,78 @@ def inbox_page(*, user, cursor: str | None = None, limit: int | None = None) -> 
     )
     for membership in rows:
         membership.other_last_read_message_id = other_reads.get(membership.conversation_id)
+    attach_label_ids(rows)
     return Page(items=rows, next_cursor=next_cursor)
+
+
+def filter_counts(*, user) -> dict:
+    """Beside each filter, how many conversations it holds (for Unread: how many are unread);
+    beside each label, how many carry it. Three queries whatever the inbox size."""
+    mine = Membership.objects.filter(user=user)
+    counts = mine.aggregate(
+        **{name: Count("pk", filter=condition) for name, condition in FILTER_CONDITIONS.items()}
+    )
+    by_label = dict(
+        MembershipLabel.objects.filter(membership__user=user, membership__deleted_at__isnull=True)
+        .values_list("label_id")
+        .annotate(n=Count("pk"))
+    )
+    follow_up_id = (
+        Label.objects.filter(user__isnull=True, name=FOLLOW_UP_LABEL).values_list("pk", flat=True).first()
+    )
+    counts["follow_up"] = by_label.get(follow_up_id, 0)
+    counts["labels"] = by_label
+    return counts
+
+
+def labels_for_user(*, user) -> list[Label]:
+    """The user's own labels and the ones everyone has."""
+    return list(Label.objects.filter(Q(user=user) | Q(user__isnull=True)).order_by("user_id", "name"))
+
+
+def label_for_user(*, user, label_id) -> Label:
+    try:
+        label_id = int(label_id)
+    except (TypeError, ValueError):
+        raise NotFound("Label not found.") from None
+    if not 0 < label_id <= MAX_ROW_ID:
+        raise NotFound("Label not found.")
+    label = Label.objects.filter(Q(user=user) | Q(user__isnull=True), pk=label_id).first()
+    if label is None:
+        raise NotFound("Label not found.")
+    return label
+
+
+def correspondent(*, user, username: str):
+    """Someone the user has a conversation with, by username (any case), or NotFound."""
+    if not isinstance(username, str) or "\x00" in username:
+        raise NotFound("You have no conversation with this user.")
+    membership = (
+        Membership.objects.select_related("other_user__profile")
+        .filter(user=user, other_user__username__iexact=username)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("You have no conversation with this user.")
+    return membership.other_user
+
+
+def message_for_user(*, user, message_id) -> Message:
+    """A message of one of the user's conversations, or NotFound."""
+    try:
+        message_id = int(message_id)
+    except (TypeError, ValueError):
+        raise NotFound("Message not found.") from None
+    if not user.is_authenticated or not 0 < message_id <= MAX_ROW_ID:
+        raise NotFound("Message not found.")
+    message = (
+        Message.objects.select_related("sender", "conversation", "reply_to__sender")
+        .filter(pk=message_id, conversation__memberships__user=user)
+        .first()
+    )
+    if message is None:
+        raise NotFound("Message not found.")
+    return message
 
 
 def other_last_read_message_id(*, membership: Membership) -> int | None:
@@ -119,7 +281,9 @@ def thread_page(
     """Messages of a conversation, newest first; `next_cursor` goes further back. With `after`,
     only messages newer than that id, oldest first (what a live page appends)."""
     limit = _clamp_limit(limit, default=50, maximum=200)
-    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related("sender")
+    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
+        "sender", "reply_to__sender"
+    )
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by("id")[:limit])
         return Page(items=rows, next_cursor=None)

@@ -50,6 +50,13 @@ class Profile(models.Model):
     languages = models.JSONField(default=list, blank=True, help_text="Spoken languages, e.g. English, French")
     headline = models.CharField(max_length=160, blank=True)
     created_at = models.DateTimeField(default=django_timezone.now)
+    # Inbox preferences
+    enter_sends = models.BooleanField(
+        default=True, help_text="Enter sends and Shift+Enter makes a new line; off: the other way round"
+    )
+    reading_language = models.CharField(
+        max_length=8, default="en", help_text="Language received messages are translated into (ISO 639-1)"
+    )
 
     def __str__(self):
         return f"{self.display_name} ({self.user.username})"

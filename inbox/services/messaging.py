@@ -1,4 +1,5 @@
-"""Every write the inbox makes: conversations, messages, reads, typing.
+"""Writes about messages: conversations, sending, replies, edits and deletions, reads, typing,
+drafts.
 
 Each service is one transaction. Events for open tabs are appended to the per-user log inside
 it (inbox.events) and pushed only after commit.
@@ -10,13 +11,15 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 
-from .events import append_events, push_ephemeral
-from .models import Conversation, Event, EventLogHead, Membership, Message
-from .payloads import message_payload
+from ..events import append_events, push_ephemeral
+from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
+from ..payloads import message_payload
+from .filing import announce_states
 
 User = get_user_model()
 
@@ -107,19 +110,28 @@ def start_conversation(
 
 
 def send_message(
-    *, sender, conversation: Conversation, body: str, client_id: uuid.UUID | None = None
+    *,
+    sender,
+    conversation: Conversation,
+    body: str,
+    client_id: uuid.UUID | None = None,
+    reply_to_id: int | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and tell both participants. Idempotent on (sender, client_id): a retry
-    returns the message the first attempt stored, and `created` is False."""
+    returns the message the first attempt stored, and `created` is False. `reply_to_id` quotes
+    an earlier message of the same conversation."""
     validate_message_body(body)
     ensure_can_send(sender)
     client_id = client_id or uuid.uuid4()
     existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
     if existing is not None:
         return existing, False
+    reply_to = _reply_target(conversation=conversation, reply_to_id=reply_to_id)
     try:
         with transaction.atomic():
-            message = _store_message(sender=sender, conversation=conversation, body=body, client_id=client_id)
+            message = _store_message(
+                sender=sender, conversation=conversation, body=body, client_id=client_id, reply_to=reply_to
+            )
     except IntegrityError:
         existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
         if existing is None:
@@ -137,7 +149,37 @@ def _replayed_message(*, sender, client_id, conversation) -> Message | None:
     return existing
 
 
-def _store_message(*, sender, conversation: Conversation, body: str, client_id: uuid.UUID) -> Message:
+def _reply_target(*, conversation: Conversation, reply_to_id: int | None) -> Message | None:
+    if reply_to_id is None:
+        return None
+    target = (
+        Message.objects.filter(pk=reply_to_id, conversation=conversation).select_related("sender").first()
+    )
+    if target is None:
+        raise InvalidInput("The message you reply to is not in this conversation.", code="invalid_reply_to")
+    return target
+
+
+def ensure_not_blocked(*, sender, recipient) -> None:
+    blocks = {
+        (b.blocker_id, b.blocked_id)
+        for b in Block.objects.filter(
+            Q(blocker=recipient, blocked=sender) | Q(blocker=sender, blocked=recipient)
+        )
+    }
+    if (recipient.pk, sender.pk) in blocks:
+        raise Forbidden(
+            f"{recipient.profile.display_name} has blocked messages from you.", code="blocked_by_recipient"
+        )
+    if (sender.pk, recipient.pk) in blocks:
+        raise Forbidden(
+            "You blocked this user. Unblock them to write to them again.", code="recipient_blocked"
+        )
+
+
+def _store_message(
+    *, sender, conversation: Conversation, body: str, client_id: uuid.UUID, reply_to: Message | None = None
+) -> Message:
     # Lock both memberships first (in user order): sends into one conversation serialise here,
     # so message ids in a thread are committed in order.
     memberships = list(
@@ -154,10 +196,16 @@ def _store_message(*, sender, conversation: Conversation, body: str, client_id: 
         raise Forbidden(
             "This user's account is closed; they cannot receive messages.", code="recipient_inactive"
         )
+    ensure_not_blocked(sender=sender, recipient=recipient_membership.user)
 
     now = timezone.now()
     message = Message.objects.create(
-        conversation=conversation, sender=sender, body=body, client_id=client_id, created_at=now
+        conversation=conversation,
+        sender=sender,
+        body=body,
+        client_id=client_id,
+        created_at=now,
+        reply_to=reply_to,
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message=message, last_message_at=now)
     conversation.last_message, conversation.last_message_at = message, now
@@ -165,10 +213,17 @@ def _store_message(*, sender, conversation: Conversation, body: str, client_id: 
     sender_membership = by_user[sender.pk]
     sender_membership.unread_count = 0
     sender_membership.last_read_message_id = message.pk
-    sender_membership.last_message_at = now
+    sender_membership.draft, sender_membership.draft_updated_at = "", now
     recipient_membership.unread_count += 1
-    recipient_membership.last_message_at = now
-    Membership.objects.bulk_update(memberships, ["unread_count", "last_read_message_id", "last_message_at"])
+    for membership in memberships:
+        # A new message brings the conversation back from Archived, or from a user's deletion.
+        membership.last_message_at = now
+        membership.archived_at = membership.deleted_at = None
+    Membership.objects.bulk_update(
+        memberships,
+        ["unread_count", "last_read_message_id", "last_message_at", "archived_at", "deleted_at", "draft",
+         "draft_updated_at"],
+    )  # fmt: skip
 
     payload = message_payload(message)
     append_events(
@@ -201,8 +256,10 @@ def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None 
             return mine
         target = latest_id if up_to_message_id is None else min(up_to_message_id, latest_id)
         already_read = mine.last_read_message_id or 0
-        if target <= already_read:
+        marked_unread_by_hand = mine.unread_count > 0 and already_read >= latest_id
+        if target <= already_read and not marked_unread_by_hand:
             return mine
+        target = max(target, already_read)
         unread_after = (
             0
             if target >= latest_id
@@ -228,6 +285,114 @@ def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None 
             ]
         )
     return mine
+
+
+def mark_unread(*, user, conversation: Conversation) -> Membership:
+    """Show the conversation as unread again, for this user only: the other person's "Seen"
+    does not go back."""
+    with transaction.atomic():
+        mine = Membership.objects.select_for_update().filter(conversation=conversation, user=user).first()
+        if mine is None:
+            raise NotFound("Conversation not found.")
+        if mine.unread_count == 0 and conversation.last_message_id is not None:
+            mine.unread_count = 1
+            mine.save(update_fields=["unread_count"])
+        announce_states(user=user, memberships=[mine])
+    return mine
+
+
+EDIT_WINDOW = timedelta(minutes=15)
+
+
+def _own_message_in_window(*, user, message: Message, verb: str) -> None:
+    if message.sender_id != user.pk:
+        raise Forbidden(f"You can only {verb} your own messages.", code="not_your_message")
+    if message.is_deleted:
+        raise Conflict("This message was deleted.", code="message_deleted")
+    if timezone.now() - message.created_at > EDIT_WINDOW:
+        minutes = int(EDIT_WINDOW.total_seconds() // 60)
+        raise Forbidden(
+            f"Messages can be changed for {minutes} minutes after sending; too late to {verb} this one.",
+            code="edit_window_closed",
+        )
+
+
+def _announce_message_change(message: Message) -> None:
+    payload = message_payload(message)
+    append_events(
+        [
+            (user_id, "message.updated", {"conversation_id": message.conversation_id, "message": payload})
+            for user_id in (message.conversation.user_low_id, message.conversation.user_high_id)
+        ]
+    )
+
+
+def edit_message(*, user, message: Message, body: str) -> Message:
+    """Change your own message's text within EDIT_WINDOW of sending it (an edit does not extend
+    the window). The previous text is kept for admins."""
+    validate_message_body(body)
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("conversation", "sender")
+            .get(pk=message.pk)
+        )
+        _own_message_in_window(user=user, message=message, verb="edit")
+        if body == message.body:
+            return message
+        MessageRevision.objects.create(message=message, body=message.body, change="edit")
+        message.body, message.edited_at = body, timezone.now()
+        message.save(update_fields=["body", "edited_at"])
+        _announce_message_change(message)
+    return message
+
+
+def delete_message(*, user, message: Message) -> Message:
+    """Delete your own message within EDIT_WINDOW: everyone sees a "message deleted" placeholder;
+    the text stays in the database, visible to admins."""
+    with transaction.atomic():
+        message = (
+            Message.objects.select_for_update(no_key=True, of=("self",))
+            .select_related("conversation", "sender")
+            .get(pk=message.pk)
+        )
+        _own_message_in_window(user=user, message=message, verb="delete")
+        MessageRevision.objects.create(message=message, body=message.body, change="delete")
+        message.deleted_at = timezone.now()
+        message.save(update_fields=["deleted_at"])
+        # A deleted message the recipient had not read no longer waits for them.
+        recipient_id = (
+            message.conversation.user_high_id
+            if message.conversation.user_low_id == user.pk
+            else message.conversation.user_low_id
+        )
+        recipient = Membership.objects.select_for_update().get(
+            conversation_id=message.conversation_id, user_id=recipient_id
+        )
+        if recipient.unread_count and message.pk > (recipient.last_read_message_id or 0):
+            recipient.unread_count -= 1
+            recipient.save(update_fields=["unread_count"])
+        _announce_message_change(message)
+    return message
+
+
+def save_draft(*, user, conversation: Conversation, text: str) -> Membership:
+    """Keep what the user has typed but not sent, per conversation, for their other devices."""
+    if not isinstance(text, str):
+        raise InvalidInput("A draft is text.", code="invalid_draft")
+    if len(text) > settings.MESSAGE_MAX_LENGTH:
+        raise InvalidInput(
+            f"A draft is at most {settings.MESSAGE_MAX_LENGTH} characters, like a message.",
+            code="draft_too_long",
+        )
+    if "\x00" in text:
+        raise InvalidInput("The draft contains a NUL character.", code="invalid_draft")
+    updated = Membership.objects.filter(conversation=conversation, user=user).update(
+        draft=text, draft_updated_at=timezone.now()
+    )
+    if not updated:
+        raise NotFound("Conversation not found.")
+    return Membership.objects.get(conversation=conversation, user=user)
 
 
 def announce_typing(*, user, conversation: Conversation) -> None:
