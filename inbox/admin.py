@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Conversation, Event, Membership, Message
+from .models import Block, Conversation, Event, Label, Membership, Message, MessageRevision
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -54,10 +54,39 @@ class ConversationAdmin(ReadOnlyAdmin):
         return queryset.distinct(), False
 
 
+class RevisionInline(admin.TabularInline):
+    """Every text the message had before an edit or its deletion (disputes need them)."""
+
+    model = MessageRevision
+    fields = ["change", "body", "replaced_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Earlier versions (oldest first)"
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
 @admin.register(Message)
 class MessageAdmin(ReadOnlyAdmin):
-    list_display = ["id", "conversation", "sender", "short_body", "status", "created_at", "edited_at"]
-    list_filter = ["status", ("created_at", admin.DateFieldListFilter)]
+    list_display = [
+        "id",
+        "conversation",
+        "sender",
+        "short_body",
+        "status",
+        "created_at",
+        "edited_at",
+        "deleted_at",
+    ]
+    list_filter = [
+        "status",
+        ("created_at", admin.DateFieldListFilter),
+        ("edited_at", admin.EmptyFieldListFilter),
+        ("deleted_at", admin.EmptyFieldListFilter),
+    ]
+    inlines = [RevisionInline]
     search_fields = ["body", "sender__username", "sender__profile__display_name"]
     list_select_related = ["sender"]
     date_hierarchy = "created_at"
@@ -74,3 +103,26 @@ class EventAdmin(ReadOnlyAdmin):
     search_fields = ["user__username"]
     list_select_related = ["user"]
     ordering = ["-created_at"]
+
+
+@admin.register(Label)
+class LabelAdmin(ReadOnlyAdmin):
+    list_display = ["name", "user", "color", "created_at"]
+    search_fields = ["name", "user__username"]
+    list_select_related = ["user"]
+
+
+@admin.register(Block)
+class BlockAdmin(admin.ModelAdmin):
+    """Admins can lift a block (delete it); blocks are made by users."""
+
+    list_display = ["blocker", "blocked", "created_at"]
+    search_fields = ["blocker__username", "blocked__username"]
+    list_select_related = ["blocker", "blocked"]
+    readonly_fields = ["blocker", "blocked", "created_at"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

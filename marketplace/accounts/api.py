@@ -5,7 +5,7 @@ from ninja import Field, Router, Schema, Status
 
 from marketplace.errors import DomainError
 
-from .services import issue_api_token, revoke_api_token
+from .services import issue_api_token, revoke_api_token, update_inbox_preferences
 
 router = Router(tags=["accounts"])
 
@@ -26,6 +26,15 @@ class ProfileOut(Schema):
     role: str
     timezone: str
     languages: list[str]
+    enter_sends: bool
+    reading_language: str
+
+
+class PreferencesIn(Schema):
+    enter_sends: bool | None = Field(
+        None, description="true: Enter sends, Shift+Enter new line; false: reverse"
+    )
+    reading_language: str | None = Field(None, max_length=8, description="ISO 639-1, e.g. en, es, fr")
 
 
 class MeOut(Schema):
@@ -60,9 +69,7 @@ def delete_token(request):
     return Status(204, None)
 
 
-@router.get("/me", response=MeOut)
-def me(request):
-    user = request.user
+def _me(user) -> dict:
     profile = user.profile
     return {
         "id": user.pk,
@@ -75,5 +82,22 @@ def me(request):
             "role": profile.role,
             "timezone": profile.timezone,
             "languages": profile.languages,
+            "enter_sends": profile.enter_sends,
+            "reading_language": profile.reading_language,
         },
     }
+
+
+@router.get("/me", response=MeOut)
+def me(request):
+    return _me(request.user)
+
+
+@router.patch("/me", response=MeOut)
+def update_preferences(request, payload: PreferencesIn):
+    """Inbox preferences: the Enter key, the reading language for translations."""
+    update_inbox_preferences(
+        user=request.user, enter_sends=payload.enter_sends, reading_language=payload.reading_language
+    )
+    request.user.profile.refresh_from_db()
+    return _me(request.user)

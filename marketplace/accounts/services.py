@@ -98,6 +98,32 @@ def update_profile(
     return profile
 
 
+READING_LANGUAGES = {
+    "en": "English", "es": "Spanish", "fr": "French", "pt": "Portuguese", "de": "German", "it": "Italian",
+    "ca": "Catalan", "gl": "Galician", "nl": "Dutch", "ja": "Japanese",
+}  # fmt: skip
+
+
+def update_inbox_preferences(
+    *, user: User, enter_sends: bool | None = None, reading_language: str | None = None
+):
+    """How the composer treats Enter, and which language received messages are translated into."""
+    profile = user.profile
+    if enter_sends is not None:
+        if not isinstance(enter_sends, bool):
+            raise InvalidInput("enter_sends is true or false.", code="invalid_preference")
+        profile.enter_sends = enter_sends
+    if reading_language is not None:
+        if reading_language not in READING_LANGUAGES:
+            raise InvalidInput(
+                f"Choose a reading language among {', '.join(sorted(READING_LANGUAGES))}.",
+                code="invalid_language",
+            )
+        profile.reading_language = reading_language
+    profile.save(update_fields=["enter_sends", "reading_language"])
+    return profile
+
+
 def email_verification_token(*, user: User) -> str:
     return signing.dumps({"user": user.pk, "email": user.email}, salt=VERIFY_EMAIL_SALT)
 
