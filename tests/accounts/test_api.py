@@ -5,7 +5,7 @@ import json
 import pytest
 
 from marketplace.accounts.models import ApiToken
-from tests.factories import TEST_PASSWORD
+from tests.factories import TEST_PASSWORD, bearer_headers
 
 pytestmark = pytest.mark.django_db
 
@@ -106,6 +106,8 @@ def test_the_token_works_as_a_bearer_on_me(client, buyer):
         "role": "buyer",
         "timezone": "Europe/Paris",
         "languages": ["English"],
+        "enter_sends": True,
+        "reading_language": "en",
     }
 
 
@@ -170,3 +172,25 @@ def test_a_session_login_also_reaches_me(client, buyer):
 
     assert response.status_code == 200
     assert response.json()["username"] == "buyer"
+
+
+@pytest.mark.django_db
+def test_preferences_are_changed_with_patch_me_and_bad_values_change_nothing(client, buyer):
+    headers = bearer_headers(buyer)
+    response = client.patch(
+        "/api/v1/me",
+        {"enter_sends": False, "reading_language": "es"},
+        content_type="application/json",
+        **headers,
+    )
+    assert response.status_code == 200
+    assert response.json()["profile"]["enter_sends"] is False
+    assert response.json()["profile"]["reading_language"] == "es"
+
+    refused = client.patch(
+        "/api/v1/me", {"reading_language": "xx"}, content_type="application/json", **headers
+    )
+    assert refused.status_code == 422
+    assert refused.json()["error"] == "invalid_language"
+    buyer.profile.refresh_from_db()
+    assert (buyer.profile.enter_sends, buyer.profile.reading_language) == (False, "es")
