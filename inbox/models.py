@@ -4,6 +4,8 @@ from django.db.models import F, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+MAX_ROW_ID = 2**63 - 1  # ids are 64-bit (BigAutoField): a larger one names no row
+
 
 class Conversation(models.Model):
     """One conversation per pair of users; `user_low` always holds the smaller id."""

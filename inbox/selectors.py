@@ -11,9 +11,16 @@ from django.db.models import Count, F, Q
 
 from marketplace.errors import Gone, InvalidInput, NotFound
 
-from .models import FOLLOW_UP_LABEL, Event, EventLogHead, Label, Membership, MembershipLabel, Message
-
-MAX_ROW_ID = 2**63 - 1  # ids are 64-bit (BigAutoField)
+from .models import (
+    FOLLOW_UP_LABEL,
+    MAX_ROW_ID,
+    Event,
+    EventLogHead,
+    Label,
+    Membership,
+    MembershipLabel,
+    Message,
+)
 
 
 @dataclass

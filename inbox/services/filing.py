@@ -12,7 +12,7 @@ from django.utils import timezone
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 from ..events import append_events
-from ..models import FOLLOW_UP_LABEL, Block, Conversation, Label, Membership, MembershipLabel
+from ..models import FOLLOW_UP_LABEL, MAX_ROW_ID, Block, Conversation, Label, Membership, MembershipLabel
 from ..payloads import label_payload, membership_state
 
 MAX_LABELS_PER_USER = 50
@@ -58,6 +58,8 @@ def file_conversations(
             f"Unknown action {action!r}; known: {', '.join(FILING_ACTIONS)}.", code="invalid_action"
         )
     ids = list(dict.fromkeys(conversation_ids))
+    if not all(isinstance(i, int) and 0 < i <= MAX_ROW_ID for i in ids):
+        raise NotFound("Conversation not found.")
     if not ids:
         raise InvalidInput("Choose at least one conversation.", code="no_conversations")
     if len(ids) > MAX_CONVERSATIONS_PER_ACTION:
