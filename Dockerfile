@@ -3,6 +3,12 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
 
+# Translation engine (inbox.translation.ApertiumBackend) with its language pairs.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends apertium apertium-eng-spa apertium-fr-es apertium-es-pt \
+       apertium-spa-ita apertium-eng-cat \
+    && rm -rf /var/lib/apt/lists/*
+
 COPY pyproject.toml ./
 RUN pip install --upgrade pip && pip install .
 COPY . .

@@ -359,3 +359,79 @@ def list_events(request, query: Query[EventsQuery]):
     """The caller's events after cursor `since`, oldest first: what a reconnecting client missed."""
     page = selectors.events_since(user=request.user, since=query.since, limit=query.limit)
     return {"items": [event.as_dict() for event in page.items], "next_cursor": page.next_cursor}
+
+
+# --- search ---------------------------------------------------------------------------------
+# Imported here so this section stays one self-contained block at the end of the file.
+from .payloads import user_summary  # noqa: E402
+from .search import search_messages  # noqa: E402
+
+
+class SearchQueryIn(PageQuery):
+    q: str = Field("", max_length=10_000, description="Words to find (1 to 200 characters)")
+
+
+class SnippetPartOut(Schema):
+    text: str
+    match: bool = Field(description="This part matched the query (show it highlighted)")
+
+
+class SearchHitOut(Schema):
+    message: MessageOut
+    conversation_id: int
+    other_user: UserOut
+    snippet: list[SnippetPartOut] = Field(description="Plain text around the first match, in parts")
+
+
+class SearchPage(Schema):
+    items: list[SearchHitOut]
+    next_cursor: str | None
+
+
+def search_hit_payload(hit) -> dict:
+    return {
+        "message": message_payload(hit.message),
+        "conversation_id": hit.conversation_id,
+        "other_user": user_summary(hit.other_user),
+        "snippet": [{"text": part.text, "match": part.match} for part in hit.snippet],
+    }
+
+
+@router.get("/search", response=SearchPage)
+def search(request, query: Query[SearchQueryIn]):
+    """Your messages (both sides of your conversations) that contain the words of `q`, newest
+    first. PostgreSQL reads `q` like a web search: `"exact phrase"`, `-without`, `or`."""
+    page = search_messages(user=request.user, query=query.q, cursor=query.cursor, limit=query.limit)
+    return {"items": [search_hit_payload(hit) for hit in page.items], "next_cursor": page.next_cursor}
+
+
+# --- translation ----------------------------------------------------------------------------
+
+
+class TranslationIn(Schema):
+    target_language: str | None = Field(
+        None, max_length=8, description="ISO 639-1 code; default: your reading language (PATCH /me)"
+    )
+
+
+class TranslationOut(Schema):
+    message_id: int
+    source_language: str = Field(description="Detected language of the message (ISO 639-1)")
+    target_language: str
+    text: str = Field(description="The message in target_language (the original when already in it)")
+    backend: str | None = Field(description="apertium or libretranslate; null when nothing was translated")
+    original: str = Field(description="The message as written")
+    note: str = Field(description='e.g. "Already in English."; empty otherwise')
+
+
+@router.post("/messages/{int:message_id}/translation", response=TranslationOut)
+def translate_message(request, message_id: int, payload: TranslationIn | None = None):
+    """A message you received, in your reading language (or `target_language`), cached per
+    message and language. Refused for your own messages and deleted ones."""
+    message = selectors.message_for_user(user=request.user, message_id=message_id)
+    translation = services.translate_message(
+        user=request.user,
+        message=message,
+        target_language=payload.target_language if payload else None,
+    )
+    return translation

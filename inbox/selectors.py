@@ -14,6 +14,7 @@ from marketplace.errors import Gone, InvalidInput, NotFound
 from .models import (
     FOLLOW_UP_LABEL,
     MAX_ROW_ID,
+    Block,
     Event,
     EventLogHead,
     Label,
@@ -27,6 +28,9 @@ from .models import (
 class Page:
     items: list
     next_cursor: str | int | None
+    # Only for a thread page opened `around` an old message: there are newer messages than the
+    # page holds; pass this as `after` to fetch them.
+    newer_cursor: int | None = None
 
 
 def conversation_for_user(*, user, conversation_id, details: bool = False) -> Membership:
@@ -253,6 +257,11 @@ def correspondent(*, user, username: str):
     return membership.other_user
 
 
+def has_blocked(*, user, other_user_id: int) -> bool:
+    """Whether `user` blocked the other person (what their panel offers: block or unblock)."""
+    return Block.objects.filter(blocker=user, blocked_id=other_user_id).exists()
+
+
 def message_for_user(*, user, message_id) -> Message:
     """A message of one of the user's conversations, or NotFound."""
     try:
@@ -283,10 +292,17 @@ def other_last_read_message_id(*, membership: Membership) -> int | None:
 
 
 def thread_page(
-    *, membership: Membership, cursor: str | None = None, after: int | None = None, limit: int | None = None
+    *,
+    membership: Membership,
+    cursor: str | None = None,
+    after: int | None = None,
+    around: int | None = None,
+    limit: int | None = None,
 ) -> Page:
     """Messages of a conversation, newest first; `next_cursor` goes further back. With `after`,
-    only messages newer than that id, oldest first (what a live page appends)."""
+    only messages newer than that id, oldest first (what a live page appends). With `around`
+    (a search result opened), the page that holds that message, at most `limit // 2` newer
+    messages after it, or NotFound when it is not in this conversation."""
     limit = _clamp_limit(limit, default=50, maximum=200)
     messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
         "sender", "reply_to__sender"
@@ -294,6 +310,8 @@ def thread_page(
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by("id")[:limit])
         return Page(items=rows, next_cursor=None)
+    if around is not None:
+        return _thread_page_around(messages, around=around, limit=limit)
     if cursor:
         try:
             before = int(cursor)
@@ -308,6 +326,31 @@ def thread_page(
         rows = rows[:limit]
         next_cursor = str(rows[-1].pk)
     return Page(items=rows, next_cursor=next_cursor)
+
+
+def _thread_page_around(messages, *, around, limit: int) -> Page:
+    """Two queries: the newer side (up to half a page), then the message and older ones."""
+    try:
+        around = int(around)
+    except (TypeError, ValueError):
+        raise NotFound("Message not found.") from None
+    if not 0 < around <= MAX_ROW_ID:
+        raise NotFound("Message not found.")
+    newer_side = limit // 2
+    newer = list(messages.filter(id__gt=around).order_by("id")[: newer_side + 1])
+    newer_cursor = None
+    if len(newer) > newer_side:
+        newer = newer[:newer_side]
+        newer_cursor = newer[-1].pk if newer else around
+    older_side = limit - len(newer)
+    older = list(messages.filter(id__lte=around).order_by("-id")[: older_side + 1])
+    if not older or older[0].pk != around:
+        raise NotFound("Message not found.")
+    next_cursor = None
+    if len(older) > older_side:
+        older = older[:older_side]
+        next_cursor = str(older[-1].pk)
+    return Page(items=[*reversed(newer), *older], next_cursor=next_cursor, newer_cursor=newer_cursor)
 
 
 def head_cursor(*, user_id: int) -> int:

@@ -215,6 +215,19 @@ EVENT_LOG_RETENTION_DAYS = env.int("EVENT_LOG_RETENTION_DAYS", default=30)
 EVENTS_PAGE_MAX = 500
 PRESENCE_TTL_SECONDS = 90
 
+# --- Translation of received messages (inbox.translation): engines tried in this order. Apertium
+# runs locally (apt-get install apertium apertium-eng-spa); LibreTranslate is on when its URL is set.
+TRANSLATION_BACKENDS = env.list(
+    "TRANSLATION_BACKENDS",
+    default=["inbox.translation.ApertiumBackend", "inbox.translation.LibreTranslateBackend"],
+)
+APERTIUM_BINARY = env("APERTIUM_BINARY", default="apertium")
+LIBRETRANSLATE_URL = env("LIBRETRANSLATE_URL", default="")
+LIBRETRANSLATE_API_KEY = env("LIBRETRANSLATE_API_KEY", default="")
+TRANSLATION_TIMEOUT_SECONDS = env.float("TRANSLATION_TIMEOUT_SECONDS", default=15.0)
+# Low accuracy: ~20 MB instead of ~210 MB per process, but single words are often misjudged.
+TRANSLATION_DETECTION_LOW_ACCURACY = env.bool("TRANSLATION_DETECTION_LOW_ACCURACY", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -28,10 +28,12 @@ from .messaging import (
     start_conversation,
     validate_message_body,
 )
+from .translation import TranslatedMessage, translate_message
 
 __all__ = [
     "EDIT_WINDOW",
     "FILING_ACTIONS",
+    "TranslatedMessage",
     "announce_typing",
     "block_requirements",
     "block_user",
@@ -50,6 +52,7 @@ __all__ = [
     "save_draft",
     "send_message",
     "start_conversation",
+    "translate_message",
     "unblock_user",
     "update_label",
     "validate_message_body",

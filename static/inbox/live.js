@@ -1,8 +1,12 @@
-// The inbox page's live connection: one websocket per tab, gap-free through the event log.
+// The inbox page's live behaviour: one websocket per tab, gap-free through the event log, and
+// what the page does without reloading (actions, replies, edits, drafts, translations).
 //
 // Every logged event carries the user's cursor. Events are applied in cursor order; a gap (or
 // a reconnect) triggers GET /api/v1/events?since=<cursor>, and an event already applied is
 // dropped. Typing and presence are live-only (cursor null).
+//
+// User text only ever reaches the page as HTML the server escaped (fragments it rendered) or
+// through textContent / form values.
 
 const root = document.getElementById("inbox");
 
@@ -13,6 +17,7 @@ const state = {
   conversationId: root.dataset.conversationId ? Number(root.dataset.conversationId) : null,
   otherUserId: root.dataset.otherUserId ? Number(root.dataset.otherUserId) : null,
   otherLastRead: Number(root.dataset.otherLastRead || 0),
+  enterSends: root.dataset.enterSends !== "0",
   catchingUp: null,
   queued: [],
 };
@@ -20,6 +25,7 @@ const state = {
 const thread = document.getElementById("thread");
 const composer = document.getElementById("composer");
 const statusLabel = document.getElementById("connection-state");
+const messageBase = root.dataset.messageBase || "/inbox/messages/";
 
 function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
@@ -39,10 +45,46 @@ function newClientId() {
 
 // URL-encoded, not FormData: daphne (Twisted) parses multipart bodies itself and answers an
 // empty one (a POST without fields) with a bare 400 before Django sees it.
-function postForm(url, fields = {}) {
-  const body = new URLSearchParams(fields);
-  return fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() }, credentials: "same-origin" });
+function postForm(url, fields = {}, { json = false, keepalive = false } = {}) {
+  const body = fields instanceof URLSearchParams ? fields : new URLSearchParams(fields);
+  const headers = { "X-CSRFToken": csrfToken() };
+  if (json) headers.Accept = "application/json";
+  return fetch(url, { method: "POST", body, headers, credentials: "same-origin", keepalive });
 }
+
+// The detail of a refusal: {"error", "detail"} JSON from the server, else a plain sentence.
+async function refusalDetail(response, fallback) {
+  try {
+    const body = await response.json();
+    if (body && typeof body.detail === "string" && body.detail) return body.detail;
+  } catch {
+    // Not JSON (a proxy's error page, a 404 page): say it plainly.
+  }
+  return fallback;
+}
+
+function htmlFragment(html) {
+  const template = document.createElement("template");
+  template.innerHTML = html; // server-rendered: user text in it is escaped
+  return template.content;
+}
+
+// ---- Notices -------------------------------------------------------------------------------
+
+const notice = document.getElementById("inbox-notice");
+let noticeTimer = null;
+
+function showNotice(text, { error = false } = {}) {
+  if (!notice) return;
+  document.getElementById("inbox-notice-text").textContent = text;
+  notice.classList.toggle("error", error);
+  notice.setAttribute("role", error ? "alert" : "status");
+  notice.hidden = false;
+  clearTimeout(noticeTimer);
+  noticeTimer = setTimeout(() => (notice.hidden = true), error ? 12000 : 5000);
+}
+
+document.getElementById("inbox-notice-close")?.addEventListener("click", () => (notice.hidden = true));
 
 // ---- Thread --------------------------------------------------------------------------------
 
@@ -61,26 +103,60 @@ function scrollToBottom() {
 
 function insertMessages(html) {
   const stick = nearBottom();
-  const template = document.createElement("template");
-  template.innerHTML = html;
   let addedMine = false;
-  for (const item of template.content.querySelectorAll("li.message")) {
+  let added = 0;
+  for (const item of htmlFragment(html).querySelectorAll("li.message")) {
     if (document.getElementById(item.id)) continue; // already shown: drop the duplicate
     thread.appendChild(item);
+    armEditWindow(item);
+    added += 1;
     if (item.dataset.mine === "1") addedMine = true;
   }
   if (window.htmx) htmx.process(thread);
   updateSeen();
   if (stick || addedMine) scrollToBottom();
+  return added;
+}
+
+// Put a freshly rendered message in place of the shown one (an edit, a deletion).
+function replaceMessage(html) {
+  const fresh = htmlFragment(html).querySelector("li.message");
+  if (!fresh) return;
+  const shown = document.getElementById(fresh.id);
+  if (!shown) return;
+  const marker = shown.querySelector("#seen-marker");
+  if (marker) fresh.appendChild(marker);
+  shown.replaceWith(fresh);
+  armEditWindow(fresh);
+  if (window.htmx) htmx.process(fresh);
+}
+
+// One at a time, so that an edit then a deletion can never end up showing the edit.
+let messageChain = Promise.resolve();
+function refreshMessage(messageId) {
+  messageChain = messageChain.then(async () => {
+    const shown = document.getElementById(`m-${messageId}`);
+    if (!shown || shown.classList.contains("editing")) return;
+    try {
+      const response = await fetch(`${messageBase}${messageId}/`, { credentials: "same-origin" });
+      if (response.ok) replaceMessage(await response.text());
+    } catch {
+      // Offline: the next visit shows the change.
+    }
+  });
+  return messageChain;
 }
 
 let appendChain = Promise.resolve();
 function fetchNewMessages() {
-  appendChain = appendChain.then(async () => {
-    const response = await fetch(`${root.dataset.messagesUrl}?after=${lastMessageId()}`, { credentials: "same-origin" });
-    if (response.ok) insertMessages(await response.text());
-  }).catch(() => {});
-  return appendChain;
+  let added = 0;
+  appendChain = appendChain
+    .then(async () => {
+      const response = await fetch(`${root.dataset.messagesUrl}?after=${lastMessageId()}`, { credentials: "same-origin" });
+      if (response.ok) added = insertMessages(await response.text());
+    })
+    .catch(() => {});
+  return appendChain.then(() => added);
 }
 
 function updateSeen() {
@@ -109,23 +185,466 @@ async function markReadIfVisible() {
   }
 }
 
+// Scroll to a message and make it flash (a quote clicked, a search result opened).
+function flashMessage(item) {
+  item.scrollIntoView({ block: "center", behavior: "smooth" });
+  item.classList.remove("flash");
+  void item.offsetWidth; // restart the animation
+  item.classList.add("flash");
+  item.focus({ preventScroll: true });
+  setTimeout(() => item.classList.remove("flash"), 2200);
+}
+
+// ---- Edit window: own messages can change for 15 minutes ------------------------------------
+
+function armEditWindow(item) {
+  const seconds = Number(item.dataset.editSecondsLeft || 0);
+  if (seconds > 0 && !item.editDeadline) item.editDeadline = Date.now() + seconds * 1000;
+}
+
+function closeEditWindows() {
+  if (!thread) return;
+  const now = Date.now();
+  for (const item of thread.querySelectorAll("li.message[data-edit-seconds-left]")) {
+    armEditWindow(item); // e.g. loaded by "Load earlier messages"
+    if (item.editDeadline > now || item.classList.contains("editing")) continue;
+    item.querySelectorAll('[data-action="edit"], [data-action="delete"], .delete-confirm').forEach((el) => el.remove());
+    delete item.dataset.editSecondsLeft;
+    delete item.dataset.body;
+  }
+}
+
+// ---- Reply ----------------------------------------------------------------------------------
+
+const reply = {
+  bar: document.getElementById("reply-bar"),
+  input: document.getElementById("reply-to"),
+};
+
+function excerptOf(item) {
+  const text = (item.querySelector(".bubble")?.textContent || "").replace(/\s+/g, " ").trim();
+  return text.length > 140 ? `${text.slice(0, 139)}…` : text;
+}
+
+function startReply(item) {
+  if (!reply.bar) return;
+  const stick = nearBottom();
+  reply.input.value = item.dataset.messageId;
+  document.getElementById("reply-name").textContent = item.dataset.senderName || "";
+  document.getElementById("reply-excerpt").textContent = excerptOf(item);
+  reply.bar.hidden = false;
+  if (stick) scrollToBottom(); // the bar takes room from the thread: keep the end in view
+  composer.querySelector("textarea").focus();
+}
+
+function cancelReply() {
+  if (!reply.bar) return;
+  reply.input.value = "";
+  reply.bar.hidden = true;
+}
+
+document.getElementById("reply-cancel")?.addEventListener("click", () => {
+  cancelReply();
+  composer.querySelector("textarea").focus();
+});
+
+// ---- Edit and delete ------------------------------------------------------------------------
+
+function startEdit(item) {
+  if (item.classList.contains("editing") || item.dataset.body === undefined) return;
+  item.classList.add("editing");
+  const bubble = item.querySelector(".bubble");
+  const form = document.createElement("form");
+  form.className = "edit-form";
+  const label = document.createElement("label");
+  label.className = "visually-hidden";
+  label.htmlFor = `edit-${item.dataset.messageId}`;
+  label.textContent = "Edit your message";
+  const textarea = document.createElement("textarea");
+  textarea.id = label.htmlFor;
+  textarea.rows = 3;
+  textarea.value = item.dataset.body;
+  const save = document.createElement("button");
+  save.type = "submit";
+  save.className = "small-button primary";
+  save.textContent = "Save";
+  const cancel = document.createElement("button");
+  cancel.type = "button";
+  cancel.className = "small-button";
+  cancel.textContent = "Cancel";
+  const error = document.createElement("div");
+  error.className = "form-error";
+  error.setAttribute("role", "alert");
+  error.hidden = true;
+  const buttons = document.createElement("div");
+  buttons.className = "edit-buttons";
+  buttons.append(save, cancel);
+  form.append(label, textarea, buttons, error);
+  bubble.hidden = true;
+  bubble.after(form);
+  textarea.focus();
+  textarea.setSelectionRange(textarea.value.length, textarea.value.length);
+
+  const stop = () => {
+    form.remove();
+    bubble.hidden = false;
+    item.classList.remove("editing");
+    item.querySelector('[data-action="edit"]')?.focus();
+  };
+  const submit = async () => {
+    save.disabled = true;
+    let response;
+    try {
+      response = await postForm(`${messageBase}${item.dataset.messageId}/edit/`, { body: textarea.value }, { json: true });
+    } catch {
+      error.textContent = "Not saved: the connection dropped. Your text is kept; try again.";
+      error.hidden = false;
+      save.disabled = false;
+      return;
+    }
+    save.disabled = false;
+    if (response.ok) {
+      item.classList.remove("editing");
+      replaceMessage(await response.text());
+      document.getElementById(item.id)?.querySelector('[data-action="edit"]')?.focus();
+      return;
+    }
+    error.textContent = await refusalDetail(response, `Not saved (error ${response.status}). Your text is kept.`);
+    error.hidden = false; // the text stays in the editor
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    submit();
+  });
+  cancel.addEventListener("click", stop);
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.preventDefault();
+      stop();
+    } else if (wantsSend(event)) {
+      event.preventDefault();
+      submit();
+    }
+  });
+}
+
+function askDelete(item, button) {
+  if (item.querySelector(".delete-confirm")) return;
+  const box = document.createElement("span");
+  box.className = "delete-confirm";
+  const question = document.createElement("span");
+  question.textContent = "Delete this message?";
+  const yes = document.createElement("button");
+  yes.type = "button";
+  yes.className = "link-button danger-text";
+  yes.textContent = "Yes, delete";
+  const no = document.createElement("button");
+  no.type = "button";
+  no.className = "link-button";
+  no.textContent = "Keep it";
+  box.append(question, " ", yes, " ", no);
+  button.after(box);
+  button.hidden = true;
+  yes.focus();
+  no.addEventListener("click", () => {
+    box.remove();
+    button.hidden = false;
+    button.focus();
+  });
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    let response;
+    try {
+      response = await postForm(`${messageBase}${item.dataset.messageId}/delete/`, {}, { json: true });
+    } catch {
+      showNotice("Not deleted: the connection dropped. Try again.", { error: true });
+      yes.disabled = false;
+      return;
+    }
+    if (response.ok) {
+      replaceMessage(await response.text());
+      return;
+    }
+    box.remove();
+    button.hidden = false;
+    showNotice(await refusalDetail(response, `Not deleted (error ${response.status}).`), { error: true });
+  });
+}
+
+// ---- Translate ------------------------------------------------------------------------------
+
+async function translate(item, button) {
+  const slot = item.querySelector(".translation-slot");
+  if (!slot) return;
+  if (slot.childElementCount && !slot.querySelector(".translation-error")) {
+    slot.hidden = !slot.hidden; // shown already: the button toggles it
+    button.textContent = slot.hidden ? "Translate" : "Hide translation";
+    button.setAttribute("aria-expanded", String(!slot.hidden));
+    return;
+  }
+  button.disabled = true;
+  button.textContent = "Translating…";
+  let response;
+  try {
+    response = await postForm(`${messageBase}${item.dataset.messageId}/translate/`, {}, { json: false });
+  } catch {
+    button.disabled = false;
+    button.textContent = "Translate";
+    showNotice("Not translated: the connection dropped. Try again.", { error: true });
+    return;
+  }
+  button.disabled = false;
+  button.textContent = "Translate";
+  const type = response.headers.get("Content-Type") || "";
+  if (type.includes("text/html") && response.status < 500) {
+    // The server's fragment: the translation (or why there is none) to show under the original.
+    const fragment = htmlFragment(await response.text());
+    if (fragment.querySelector(".translation")) {
+      slot.replaceChildren(fragment);
+      slot.hidden = false;
+      slot.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      if (response.ok && !slot.querySelector(".translation-error")) {
+        button.textContent = "Hide translation";
+        button.setAttribute("aria-expanded", "true");
+      }
+      return;
+    }
+  }
+  // A refusal in JSON ({"error", "detail"}), or no translation service at all.
+  showNotice(await refusalDetail(response, `Not translated (error ${response.status}).`), { error: true });
+}
+
+// ---- Clicks in the thread -------------------------------------------------------------------
+
+thread?.addEventListener("click", (event) => {
+  const quote = event.target.closest("a.quote");
+  if (quote) {
+    const original = document.getElementById(`m-${quote.dataset.quoteId}`);
+    if (original) {
+      event.preventDefault();
+      flashMessage(original);
+    } // else: the link opens the conversation at that message
+    return;
+  }
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const item = button.closest("li.message");
+  if (!item) return;
+  const action = button.dataset.action;
+  if (action === "reply") startReply(item);
+  else if (action === "edit") startEdit(item);
+  else if (action === "delete") askDelete(item, button);
+  else if (action === "translate") translate(item, button);
+});
+
 // ---- Conversation list ---------------------------------------------------------------------
 
+function listQuery() {
+  // The list's state lives in the address bar (the name search replaces it as one types).
+  const params = new URLSearchParams(window.location.search);
+  const kept = new URLSearchParams();
+  for (const key of ["filter", "label", "q"]) if (params.get(key)) kept.set(key, params.get(key));
+  return kept;
+}
+
+function loadedPages() {
+  const pages = [...document.querySelectorAll(".conversation-item[data-page]")].map((row) => Number(row.dataset.page));
+  return Math.max(1, ...pages);
+}
+
+function selectedIds() {
+  return [...document.querySelectorAll(".row-select:checked")].map((box) => box.value);
+}
+
+// Debounced, and one at a time: a slow answer from before the latest change never replaces
+// a newer one.
 let listTimer = null;
+let listChain = Promise.resolve();
 function refreshList() {
   clearTimeout(listTimer);
-  listTimer = setTimeout(async () => {
-    const params = state.conversationId ? `?active=${state.conversationId}` : "";
-    try {
-      const response = await fetch(root.dataset.listUrl + params, { credentials: "same-origin" });
-      if (!response.ok) return;
-      const container = document.getElementById("conversation-list-container");
-      container.innerHTML = await response.text();
-    } catch {
-      // Offline: the next event refreshes the list.
-    }
+  listTimer = setTimeout(() => {
+    listChain = listChain.then(async () => {
+      const params = listQuery();
+      if (state.conversationId) params.set("active", state.conversationId);
+      params.set("pages", loadedPages());
+      try {
+        const response = await fetch(`${root.dataset.listUrl}?${params}`, { credentials: "same-origin" });
+        if (!response.ok && response.status !== 404 && response.status !== 422) return;
+        swapListPane(await response.text());
+      } catch {
+        // Offline: the next event refreshes the list.
+      }
+    });
   }, 150);
 }
+
+// Replace the filters and the rows, keeping what the user was doing: an open filter menu,
+// the selected rows, the focused element, the scroll position.
+function swapListPane(html) {
+  const fresh = htmlFragment(html);
+  const checked = new Set(selectedIds());
+  const focusKey = document.activeElement?.closest?.("[data-focus-key]")?.dataset.focusKey;
+  const menuOpen = document.getElementById("filter-menu")?.open;
+  for (const id of ["filter-nav", "conversation-list-container"]) {
+    const current = document.getElementById(id);
+    const replacement = fresh.getElementById(id);
+    if (current && replacement) current.replaceChildren(...replacement.childNodes);
+  }
+  const menu = document.getElementById("filter-menu");
+  if (menu && menuOpen) menu.open = true;
+  for (const box of document.querySelectorAll(".row-select")) box.checked = checked.has(box.value);
+  if (focusKey) document.querySelector(`[data-focus-key="${CSS.escape(focusKey)}"]`)?.focus({ preventScroll: true });
+  if (window.htmx) htmx.process(document.getElementById("conversation-list-container"));
+  updateBulkBar();
+}
+
+// ---- Selection and actions -----------------------------------------------------------------
+
+const bulkForm = document.getElementById("bulk-form");
+
+function updateBulkBar() {
+  if (!bulkForm) return;
+  const count = selectedIds().length;
+  bulkForm.hidden = count === 0;
+  document.getElementById("bulk-count").textContent = `${count} selected`;
+  root.classList.toggle("selecting", count > 0);
+}
+
+document.addEventListener("change", (event) => {
+  if (event.target.matches(".row-select")) updateBulkBar();
+});
+
+document.getElementById("bulk-clear")?.addEventListener("click", () => {
+  document.querySelectorAll(".row-select:checked").forEach((box) => (box.checked = false));
+  updateBulkBar();
+});
+
+// How a conversation is filed, shown in the thread's header and its Actions menu: each menu
+// button says when it applies (data-when), from the fields of a conversation state.
+const CONDITIONS = {
+  starred: ["starred", (s) => s.starred],
+  unstarred: ["starred", (s) => !s.starred],
+  unread: ["unread_count", (s) => s.unread_count > 0],
+  read: ["unread_count", (s) => !(s.unread_count > 0)],
+  archived: ["archived", (s) => s.archived],
+  unarchived: ["archived", (s) => !s.archived],
+  spam: ["spam", (s) => s.spam],
+  "not-spam": ["spam", (s) => !s.spam],
+};
+
+function applyConversationState(update) {
+  if (update.conversation_id !== state.conversationId) return;
+  const menu = document.getElementById("thread-actions");
+  if (!menu) return;
+  for (const button of menu.querySelectorAll("[data-when]")) {
+    const [field, holds] = CONDITIONS[button.dataset.when] || [];
+    if (field && field in update) button.hidden = !holds(update);
+  }
+  if ("starred" in update) document.getElementById("thread-star").hidden = !update.starred;
+  if (Array.isArray(update.labels)) renderThreadLabels(update.labels);
+}
+
+// Labels the page knows: id -> {name, color}, from the label choices the server rendered.
+const labelCatalog = new Map();
+for (const option of document.querySelectorAll("select[data-label-select] option")) {
+  labelCatalog.set(Number(option.value), { name: option.textContent, color: option.dataset.color });
+}
+
+function renderThreadLabels(ids) {
+  const list = document.getElementById("thread-labels");
+  if (!list) return;
+  list.dataset.ids = ids.join(",");
+  const chips = ids
+    .filter((id) => labelCatalog.has(id))
+    .map((id) => {
+      const chip = document.createElement("li");
+      chip.className = "label-chip";
+      chip.textContent = labelCatalog.get(id).name;
+      chip.style.setProperty("--label-color", labelCatalog.get(id).color);
+      return chip;
+    });
+  list.replaceChildren(...chips);
+  list.hidden = chips.length === 0;
+}
+
+function updateLabelChoices(labels) {
+  labelCatalog.clear();
+  for (const label of labels) {
+    const color = /^#[0-9a-fA-F]{6}$/.test(label.color) ? label.color : "#6b7280";
+    labelCatalog.set(label.id, { name: label.name, color });
+  }
+  for (const select of document.querySelectorAll("select[data-label-select]")) {
+    const chosen = select.value;
+    const options = labels.map((label) => {
+      const option = document.createElement("option");
+      option.value = label.id;
+      option.textContent = label.name;
+      option.dataset.color = labelCatalog.get(label.id).color;
+      return option;
+    });
+    select.replaceChildren(...options);
+    if ([...select.options].some((option) => option.value === chosen)) select.value = chosen;
+  }
+  const list = document.getElementById("thread-labels");
+  if (list) renderThreadLabels((list.dataset.ids || "").split(",").filter(Boolean).map(Number));
+}
+
+// Forms of the Actions menu and the selection bar: sent in the background, answered in JSON.
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.matches("form[data-action-form]")) return;
+  const submitter = event.submitter;
+  if (submitter && submitter.form !== form) return; // e.g. Block, which belongs to its own form
+  event.preventDefault();
+  const fields = new URLSearchParams(new FormData(form, submitter));
+  if (form === bulkForm && !fields.getAll("conversation_ids").length) {
+    showNotice("Select at least one conversation.", { error: true });
+    return;
+  }
+  const buttons = [...form.querySelectorAll("button")];
+  buttons.forEach((button) => (button.disabled = true));
+  let response;
+  try {
+    // getAttribute: its buttons are named "action", which shadows form.action.
+    response = await postForm(form.getAttribute("action"), fields, { json: true });
+  } catch {
+    showNotice("Not done: the connection dropped. Try again.", { error: true });
+    return;
+  } finally {
+    buttons.forEach((button) => (button.disabled = false));
+  }
+  if (!response.ok) {
+    const fallback = response.status === 404 ? "That conversation is not in your inbox." : `Not done (error ${response.status}).`;
+    showNotice(await refusalDetail(response, fallback), { error: true });
+    return;
+  }
+  const result = await response.json();
+  for (const conversation of result.conversations || []) applyConversationState(conversation);
+  form.closest("details")?.removeAttribute("open");
+  if (form === bulkForm) {
+    document.querySelectorAll(".row-select:checked").forEach((box) => (box.checked = false));
+    updateBulkBar();
+  }
+  showNotice(result.detail || "Done.");
+  refreshList();
+});
+
+// An open menu closes on Escape or a click elsewhere.
+document.addEventListener("click", (event) => {
+  for (const menu of document.querySelectorAll("details.menu[open]")) {
+    if (!menu.contains(event.target)) menu.removeAttribute("open");
+  }
+});
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const menu = event.target.closest?.("details.menu[open]") || document.querySelector("details.menu[open]");
+  if (menu) {
+    menu.removeAttribute("open");
+    menu.querySelector("summary").focus();
+  } else if (reply.bar && !reply.bar.hidden && event.target === composer?.querySelector("textarea")) {
+    cancelReply();
+  }
+});
 
 // ---- Typing and presence -------------------------------------------------------------------
 
@@ -184,12 +703,34 @@ const handlers = {
       fetchNewMessages();
     }
   },
+  "message.updated"(event) {
+    // An edit or a deletion, by either person: re-render it, and the replies that quote it.
+    refreshList();
+    if (event.conversation_id !== state.conversationId || !thread) return;
+    const id = event.message.id;
+    refreshMessage(id);
+    for (const quote of thread.querySelectorAll(`a.quote[data-quote-id="${id}"]`)) {
+      refreshMessage(quote.closest("li.message").dataset.messageId);
+    }
+  },
   "conversation.read"(event) {
     refreshList();
-    if (event.conversation_id === state.conversationId && event.reader !== state.username) {
+    if (event.conversation_id !== state.conversationId) return;
+    if (event.reader !== state.username) {
       state.otherLastRead = Math.max(state.otherLastRead, event.last_read_message_id);
       updateSeen();
+    } else {
+      applyConversationState({ conversation_id: event.conversation_id, unread_count: event.unread_count });
     }
+  },
+  "conversation.updated"(event) {
+    // Filed by this user, maybe from another tab: star, archive, labels...
+    refreshList();
+    applyConversationState(event);
+  },
+  "labels.updated"(event) {
+    updateLabelChoices(event.labels || []);
+    refreshList();
   },
   typing(event) {
     if (event.user !== state.username) showTyping(event.conversation_id);
@@ -285,18 +826,76 @@ function connect() {
   });
 }
 
-// ---- Composer ------------------------------------------------------------------------------
+// ---- Composer: send, drafts, the Enter key ---------------------------------------------------
+
+// Enter sends and Shift+Enter adds a line, or the other way round (the user's choice);
+// Ctrl/Cmd+Enter always sends.
+function wantsSend(keyEvent) {
+  if (keyEvent.key !== "Enter" || keyEvent.isComposing) return false;
+  if (keyEvent.ctrlKey || keyEvent.metaKey) return true;
+  return state.enterSends ? !keyEvent.shiftKey : keyEvent.shiftKey;
+}
+
+function setupEnterPreference() {
+  const select = document.getElementById("enter-pref");
+  if (!select) return;
+  const hint = document.getElementById("enter-hint");
+  const show = () => {
+    select.value = state.enterSends ? "1" : "0";
+    hint.textContent = state.enterSends ? "Shift+Enter adds a new line" : "Shift+Enter sends";
+  };
+  select.addEventListener("change", async () => {
+    const previous = state.enterSends;
+    state.enterSends = select.value === "1";
+    show();
+    let response;
+    try {
+      response = await postForm(root.dataset.preferencesUrl, { enter_sends: select.value }, { json: true });
+    } catch {
+      response = null;
+    }
+    if (!response || !response.ok) {
+      state.enterSends = previous;
+      show();
+      const detail = response ? await refusalDetail(response, "Not saved.") : "Not saved: the connection dropped.";
+      showNotice(detail, { error: true });
+      return;
+    }
+    showNotice((await response.json()).detail || "Saved.");
+  });
+}
 
 function setupComposer() {
   if (!composer) return;
   const textarea = composer.querySelector("textarea");
   const button = composer.querySelector("button[type=submit]");
   const errorBox = document.getElementById("composer-error");
-  const draftKey = `inbox-draft:${state.userId}:${state.conversationId}`;
+  const draftUrl = root.dataset.draftUrl;
   let pendingClientId = null;
   let lastTypingSent = 0;
 
-  textarea.value = localStorage.getItem(draftKey) || "";
+  // The draft: the server keeps it (it comes back on any device); saved 800 ms after typing
+  // stops, and when the page is hidden. Saves and sends go out one after the other, so a late
+  // save cannot bring back the text of a message already sent.
+  let savedDraft = textarea.value;
+  let draftTimer = null;
+  let outbox = Promise.resolve();
+
+  function saveDraft({ keepalive = false } = {}) {
+    clearTimeout(draftTimer);
+    const text = textarea.value;
+    if (text === savedDraft) return outbox;
+    savedDraft = text;
+    outbox = outbox.then(async () => {
+      try {
+        const response = await postForm(draftUrl, { text }, { json: true, keepalive });
+        if (!response.ok && response.status >= 500) savedDraft = null; // try again next time
+      } catch {
+        savedDraft = null;
+      }
+    });
+    return outbox;
+  }
 
   const showError = (text) => {
     errorBox.textContent = text;
@@ -309,11 +908,17 @@ function setupComposer() {
       showError("Write something before sending.");
       return;
     }
+    clearTimeout(draftTimer);
     pendingClientId = pendingClientId || newClientId();
+    const fields = { body, client_id: pendingClientId, after: lastMessageId() };
+    if (reply.input?.value) fields.reply_to = reply.input.value;
     button.disabled = true;
     let response;
     try {
-      response = await postForm(composer.action, { body, client_id: pendingClientId, after: lastMessageId() });
+      await outbox;
+      const sending = postForm(composer.action, fields);
+      outbox = sending.catch(() => {});
+      response = await sending;
     } catch {
       showError("Not sent: the connection dropped. Your text is kept; press Send to try again.");
       button.disabled = false;
@@ -322,19 +927,16 @@ function setupComposer() {
     button.disabled = false;
     if (response.ok) {
       insertMessages(await response.text());
-      if (textarea.value === body) {
-        textarea.value = "";
-        localStorage.removeItem(draftKey);
-      }
+      savedDraft = ""; // sending cleared the draft on the server
+      if (textarea.value === body) textarea.value = "";
+      else saveDraft();
       pendingClientId = null;
+      cancelReply();
       showError("");
       scrollToBottom();
       return;
     }
-    let detail = `Not sent (error ${response.status}). Your text is kept.`;
-    try {
-      detail = (await response.json()).detail || detail;
-    } catch {}
+    const detail = await refusalDetail(response, `Not sent (error ${response.status}). Your text is kept.`);
     if (response.status < 500) pendingClientId = null; // refused for good: nothing was stored
     showError(detail);
   }
@@ -344,29 +946,51 @@ function setupComposer() {
     send();
   });
   textarea.addEventListener("keydown", (keyEvent) => {
-    if (keyEvent.key === "Enter" && !keyEvent.shiftKey && !keyEvent.isComposing) {
+    if (wantsSend(keyEvent)) {
       keyEvent.preventDefault();
       send();
     }
   });
   textarea.addEventListener("input", () => {
-    localStorage.setItem(draftKey, textarea.value);
+    clearTimeout(draftTimer);
+    draftTimer = setTimeout(saveDraft, 800);
     const now = Date.now();
     if (textarea.value.trim() && now - lastTypingSent > 3000) {
       lastTypingSent = now;
       postForm(root.dataset.typingUrl).catch(() => {});
     }
   });
+  window.addEventListener("pagehide", () => saveDraft({ keepalive: true }));
+  document.addEventListener("visibilitychange", () => {
+    if (document.visibilityState === "hidden") saveDraft({ keepalive: true });
+  });
 }
 
 // ---- Start ---------------------------------------------------------------------------------
 
 if (thread) {
-  scrollToBottom();
+  thread.querySelectorAll("li.message").forEach(armEditWindow);
+  setInterval(closeEditWindows, 5000);
+  // Opened at a message (a search result, a quote from further back): show it, else the end.
+  const target =
+    (window.location.hash.startsWith("#m-") && document.getElementById(window.location.hash.slice(1))) ||
+    thread.querySelector("li.message.highlighted");
+  if (target) {
+    requestAnimationFrame(() => flashMessage(target));
+  } else {
+    scrollToBottom();
+  }
   updateSeen();
   markReadIfVisible().then(refreshList);
   document.addEventListener("visibilitychange", markReadIfVisible);
+  const newer = document.getElementById("load-newer-button");
+  newer?.addEventListener("click", async () => {
+    const added = await fetchNewMessages();
+    if (added < 50) document.getElementById("load-newer").remove();
+  });
 }
 setupComposer();
+setupEnterPreference();
+updateBulkBar();
 startLocalClock();
 connect();

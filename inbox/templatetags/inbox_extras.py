@@ -1,0 +1,29 @@
+"""Small template helpers for the inbox pages."""
+
+import re
+
+from django import template
+from django.utils import timezone
+
+from .. import services
+
+register = template.Library()
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+DEFAULT_LABEL_COLOR = "#6b7280"
+
+
+@register.filter
+def edit_seconds_left(message, user) -> int:
+    """Seconds during which `user` may still edit or delete `message` (0: not theirs, deleted,
+    or too late). The page hides the buttons when it reaches 0; the service decides anyway."""
+    if message.sender_id != getattr(user, "pk", None) or message.is_deleted:
+        return 0
+    left = (message.created_at + services.EDIT_WINDOW - timezone.now()).total_seconds()
+    return max(0, int(left))
+
+
+@register.filter
+def label_color(value) -> str:
+    """A label colour fit for a style attribute: #rrggbb, or the default grey."""
+    return value if isinstance(value, str) and _COLOR.match(value) else DEFAULT_LABEL_COLOR
