@@ -1,18 +1,14 @@
 """Filing conversations: filters, counts, actions one or many at a time, labels, blocking."""
 
-import uuid
-
 import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
 from inbox import selectors, services
 from inbox.models import Block, Conversation, Label, Membership, Message
-from marketplace.accounts.models import Profile, User
 from marketplace.errors import InvalidInput
-from tests.factories import bearer_headers
+from tests.factories import bearer_headers, make_conversations
 from tests.helpers import logged_events
 
 pytestmark = pytest.mark.django_db
@@ -347,46 +343,6 @@ def test_other_apps_can_add_conditions_before_blocking(buyer, seller, buyer_api)
 
 
 # --- scale ----------------------------------------------------------------------------------
-
-
-def pk(user) -> int:
-    return user.pk
-
-
-def make_conversations(user, count: int, *, start: int = 0) -> None:
-    """`count` more conversations for `user`, each with one message from the other person (bulk)."""
-    others = User.objects.bulk_create(
-        [User(username=f"bulk{start + i}", email=f"bulk{start + i}@example.com") for i in range(count)]
-    )
-    Profile.objects.bulk_create(
-        [Profile(user=other, display_name=f"Bulk {other.username}") for other in others]
-    )
-    now = timezone.now()
-    conversations = Conversation.objects.bulk_create(
-        [
-            Conversation(user_low=min(user, other, key=pk), user_high=max(user, other, key=pk))
-            for other in others
-        ]
-    )  # fmt: skip
-    messages = Message.objects.bulk_create(
-        [
-            Message(conversation=c, sender=other, body=f"hello {i}", client_id=uuid.UUID(int=start + i + 1))
-            for i, (c, other) in enumerate(zip(conversations, others, strict=True))
-        ]
-    )  # fmt: skip
-    for conversation, message in zip(conversations, messages, strict=True):
-        conversation.last_message, conversation.last_message_at = message, now
-    Conversation.objects.bulk_update(conversations, ["last_message", "last_message_at"])
-    Membership.objects.bulk_create(
-        [
-            membership
-            for c, other in zip(conversations, others, strict=True)
-            for membership in (
-                Membership(conversation=c, user=user, other_user=other, unread_count=1, last_message_at=now),
-                Membership(conversation=c, user=other, other_user=user, last_message_at=now),
-            )
-        ]
-    )
 
 
 @pytest.mark.parametrize("filter_name", ["all", "unread", "needs_reply", "starred", "follow_up"])

@@ -16,7 +16,7 @@ from inbox import services
 from inbox.models import Block, Conversation, Label, Membership, MembershipLabel, Message
 from inbox.services import send_message, start_conversation
 from marketplace.accounts.models import Profile
-from tests.inbox.test_filing import make_conversations
+from tests.factories import make_conversations
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
