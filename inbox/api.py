@@ -28,6 +28,11 @@ class QuoteOut(Schema):
     deleted: bool
 
 
+class OrderTagOut(Schema):
+    id: int
+    number: str
+
+
 class MessageOut(Schema):
     id: int
     conversation_id: int
@@ -39,6 +44,9 @@ class MessageOut(Schema):
     edited_at: datetime | None
     deleted: bool
     reply_to: QuoteOut | None = Field(description="The message this one answers")
+    kind: str = Field(description="text, or a card: system (an order update), offer, request, call")
+    order: OrderTagOut | None = Field(description="The order this message is about")
+    card: dict | None = Field(description="What an offer, request or call card shows (kind-specific)")
 
 
 class ConversationOut(Schema):

@@ -17,6 +17,10 @@ class Conversation(models.Model):
         "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Set by the orders app while an order between the two is open: new messages are tagged with it.
+    active_order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [
@@ -72,6 +76,13 @@ class Message(models.Model):
         HELD = "held", "Held for review"
         REJECTED = "rejected", "Rejected"
 
+    class Kind(models.TextChoices):
+        TEXT = "text", "Message"
+        SYSTEM = "system", "Order update"
+        OFFER = "offer", "Custom offer"
+        REQUEST = "request", "Request"
+        CALL = "call", "Call"
+
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sent_messages"
@@ -87,6 +98,16 @@ class Message(models.Model):
         null=True, blank=True, help_text="Deleted by its sender; the text is kept"
     )
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    order = models.ForeignKey(
+        "orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
+        help_text="The order this message is about; shown with the order's number",
+    )  # fmt: skip
+    card = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="What an offer, request or call card shows, kept current by its app",
+    )
 
     class Meta:
         constraints = [

@@ -51,6 +51,9 @@ def message_payload(message: Message) -> dict:
         "edited_at": _iso(message.edited_at),
         "deleted": message.is_deleted,
         "reply_to": quote_payload(message.reply_to) if message.reply_to_id else None,
+        "kind": message.kind,
+        "order": {"id": message.order_id, "number": message.order.number} if message.order_id else None,
+        "card": message.card or None,
     }
 
 

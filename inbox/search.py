@@ -100,7 +100,7 @@ def search_messages(*, user, query, cursor: str | None = None, limit: int | None
             deleted_at__isnull=True,
         )
         .filter(Q(status=Message.Status.VISIBLE) | Q(sender=user))
-        .select_related("sender", "reply_to__sender")
+        .select_related("sender", "reply_to__sender", "order")
     )
     marker = secrets.token_hex(6)
     start_sel, stop_sel = f"[{marker}[", f"]{marker}]"

@@ -46,7 +46,11 @@ def conversation_for_user(*, user, conversation_id, details: bool = False) -> Me
     if not 0 < conversation_id <= MAX_ROW_ID:
         # No row has such an id, and SQLite raises OverflowError on integers past 64 bits.
         raise NotFound("Conversation not found.")
-    related = ("conversation__last_message__sender", "other_user__profile") if details else ("conversation",)
+    related = (
+        ("conversation__last_message__sender", "conversation__last_message__order", "other_user__profile")
+        if details
+        else ("conversation",)
+    )
     membership = (
         Membership.objects.select_related(*related).filter(user=user, conversation_id=conversation_id).first()
     )
@@ -177,7 +181,9 @@ def inbox_page(
     memberships = (
         Membership.objects.filter(user=user)
         .filter(condition)
-        .select_related("other_user__profile", "conversation__last_message__sender")
+        .select_related(
+            "other_user__profile", "conversation__last_message__sender", "conversation__last_message__order"
+        )
     )
     if cursor:
         values = _decode_cursor(cursor)
@@ -271,7 +277,7 @@ def message_for_user(*, user, message_id) -> Message:
     if not user.is_authenticated or not 0 < message_id <= MAX_ROW_ID:
         raise NotFound("Message not found.")
     message = (
-        Message.objects.select_related("sender", "conversation", "reply_to__sender")
+        Message.objects.select_related("sender", "conversation", "reply_to__sender", "order")
         .filter(pk=message_id, conversation__memberships__user=user)
         .first()
     )
@@ -305,7 +311,7 @@ def thread_page(
     messages after it, or NotFound when it is not in this conversation."""
     limit = _clamp_limit(limit, default=50, maximum=200)
     messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
-        "sender", "reply_to__sender"
+        "sender", "reply_to__sender", "order"
     )
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by("id")[:limit])

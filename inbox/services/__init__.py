@@ -22,10 +22,12 @@ from .messaging import (
     get_or_create_conversation,
     mark_read,
     mark_unread,
+    post_card_message,
     prune_event_log,
     save_draft,
     send_message,
     start_conversation,
+    update_card,
     validate_message_body,
 )
 from .translation import TranslatedMessage, translate_message
@@ -48,12 +50,14 @@ __all__ = [
     "get_or_create_conversation",
     "mark_read",
     "mark_unread",
+    "post_card_message",
     "prune_event_log",
     "save_draft",
     "send_message",
     "start_conversation",
     "translate_message",
     "unblock_user",
+    "update_card",
     "update_label",
     "validate_message_body",
 ]

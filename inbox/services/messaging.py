@@ -178,7 +178,16 @@ def ensure_not_blocked(*, sender, recipient) -> None:
 
 
 def _store_message(
-    *, sender, conversation: Conversation, body: str, client_id: uuid.UUID, reply_to: Message | None = None
+    *,
+    sender,
+    conversation: Conversation,
+    body: str,
+    client_id: uuid.UUID,
+    reply_to: Message | None = None,
+    kind: str = Message.Kind.TEXT,
+    order=None,
+    card: dict | None = None,
+    flags: tuple[str, ...] = (),
 ) -> Message:
     # Lock both memberships first (in user order): sends into one conversation serialise here,
     # so message ids in a thread are committed in order.
@@ -199,6 +208,13 @@ def _store_message(
     ensure_not_blocked(sender=sender, recipient=recipient_membership.user)
 
     now = timezone.now()
+    if order is None:
+        # While an order between the two is open, what they write is about it.
+        order_id = (
+            Conversation.objects.filter(pk=conversation.pk).values_list("active_order_id", flat=True).first()
+        )
+    else:
+        order_id = order.pk
     message = Message.objects.create(
         conversation=conversation,
         sender=sender,
@@ -206,6 +222,9 @@ def _store_message(
         client_id=client_id,
         created_at=now,
         reply_to=reply_to,
+        kind=kind,
+        order_id=order_id,
+        card=card or {},
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_message=message, last_message_at=now)
     conversation.last_message, conversation.last_message_at = message, now
@@ -219,10 +238,12 @@ def _store_message(
         # A new message brings the conversation back from Archived, or from a user's deletion.
         membership.last_message_at = now
         membership.archived_at = membership.deleted_at = None
+        for flag in flags:  # e.g. has_custom_offer: the conversation now shows under that filter
+            setattr(membership, flag, True)
     Membership.objects.bulk_update(
         memberships,
         ["unread_count", "last_read_message_id", "last_message_at", "archived_at", "deleted_at", "draft",
-         "draft_updated_at"],
+         "draft_updated_at", *flags],
     )  # fmt: skip
 
     payload = message_payload(message)
@@ -301,10 +322,52 @@ def mark_unread(*, user, conversation: Conversation) -> Membership:
     return mine
 
 
+def post_card_message(
+    *,
+    sender,
+    conversation: Conversation,
+    kind: str,
+    body: str,
+    order=None,
+    card: dict | None = None,
+    flags: tuple[str, ...] = (),
+) -> Message:
+    """Post what another feature puts in a thread: an order update, an offer, a request or a
+    call card. `body` is the plain-text summary shown in lists and notifications; `card` holds
+    what the card shows and is kept current with update_card. Runs inside the caller's
+    transaction, so the card and the thing it shows commit together."""
+    if kind not in Message.Kind.values or kind == Message.Kind.TEXT:
+        raise ValueError(f"not a card kind: {kind}")
+    ensure_can_send(sender)
+    return _store_message(
+        sender=sender,
+        conversation=conversation,
+        body=body,
+        client_id=uuid.uuid4(),
+        kind=kind,
+        order=order,
+        card=card,
+        flags=flags,
+    )
+
+
+def update_card(*, message: Message, card: dict) -> Message:
+    """Change what a card shows (an offer accepted, a slot booked) and tell both participants."""
+    Message.objects.filter(pk=message.pk).update(card=card)
+    message.card = card
+    message = Message.objects.select_related("conversation", "sender", "order", "reply_to__sender").get(
+        pk=message.pk
+    )
+    _announce_message_change(message)
+    return message
+
+
 EDIT_WINDOW = timedelta(minutes=15)
 
 
 def _own_message_in_window(*, user, message: Message, verb: str) -> None:
+    if message.kind != Message.Kind.TEXT:
+        raise Forbidden(f"Order updates, offers, requests and calls cannot be {verb}ed.", code="not_editable")
     if message.sender_id != user.pk:
         raise Forbidden(f"You can only {verb} your own messages.", code="not_your_message")
     if message.is_deleted:
