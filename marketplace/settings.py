@@ -181,6 +181,7 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 3
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "prune-event-log": {"task": "inbox.prune_event_log", "schedule": 6 * 3600},
+    "expire-offers": {"task": "orders.expire_offers", "schedule": 60},
 }
 
 # --- Email: printed on the console unless EMAIL_URL is set (smtp://user:pass@host:587).
@@ -213,6 +214,11 @@ API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 EMAIL_VERIFICATION_MAX_AGE_DAYS = 3
 EVENT_LOG_RETENTION_DAYS = env.int("EVENT_LOG_RETENTION_DAYS", default=30)
 EVENTS_PAGE_MAX = 500
+# Video calls: {room} becomes a unique random room name per call.
+CALL_URL_TEMPLATE = env("CALL_URL_TEMPLATE", default="https://meet.jit.si/{room}")
+# "Top buyer": at least this many completed orders, and this much spent, in the last 365 days.
+TOP_BUYER_MIN_COMPLETED_ORDERS = env.int("TOP_BUYER_MIN_COMPLETED_ORDERS", default=5)
+TOP_BUYER_MIN_SPEND = env.int("TOP_BUYER_MIN_SPEND", default=500)
 PRESENCE_TTL_SECONDS = 90
 
 # --- Translation of received messages (inbox.translation): engines tried in this order. Apertium

@@ -81,3 +81,17 @@ def make_conversations(user, count: int, *, start: int = 0) -> None:
             )
         ]
     )
+
+
+def make_completed_order(buyer, seller):
+    """An order between the two taken all the way through, the way users do it."""
+    from inbox.services import get_or_create_conversation
+    from orders import services as orders
+
+    conversation = get_or_create_conversation(user=buyer, other_user=seller)
+    offer = orders.create_offer(
+        seller=seller, conversation=conversation, description="A logo", price=50, delivery_days=3
+    )
+    order = orders.accept_offer(buyer=buyer, offer=offer)
+    orders.deliver_order(seller=seller, order=order, message="Here it is")
+    return orders.complete_order(buyer=buyer, order=order)

@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from inbox import selectors, services
 from inbox.models import Block, Conversation, Label, Membership, Message
 from marketplace.errors import InvalidInput
-from tests.factories import bearer_headers, make_conversations
+from tests.factories import bearer_headers, make_completed_order, make_conversations
 from tests.helpers import logged_events
 
 pytestmark = pytest.mark.django_db
@@ -299,6 +299,7 @@ def test_someone_elses_label_is_not_found(buyer, seller, buyer_api):
 
 def test_a_blocked_user_is_refused_with_a_reason_and_nothing_is_stored(buyer, seller, buyer_api):
     conversation = talk(seller, buyer)
+    make_completed_order(buyer, seller)
     assert buyer_api.post("/api/v1/blocks", {"username": "Seller"}).status_code == 204
     messages_before = Message.objects.count()
 
@@ -323,23 +324,19 @@ def test_blocking_needs_a_conversation_and_is_not_for_yourself(buyer, stranger, 
     assert not Block.objects.exists()
 
 
-def test_other_apps_can_add_conditions_before_blocking(buyer, seller, buyer_api):
+def test_blocking_is_allowed_once_an_order_between_the_two_is_completed(buyer, seller, buyer_api):
     talk(seller, buyer)
 
-    def needs_a_completed_order(blocker, blocked):
-        return "You can block someone once an order with them is completed."
+    response = buyer_api.post("/api/v1/blocks", {"username": "seller"})
 
-    services.block_requirements.append(needs_a_completed_order)
-    try:
-        response = buyer_api.post("/api/v1/blocks", {"username": "seller"})
-    finally:
-        services.block_requirements.remove(needs_a_completed_order)
     assert response.status_code == 403
     assert response.json() == {
         "error": "block_not_allowed",
-        "detail": "You can block someone once an order with them is completed.",
+        "detail": "You can block someone once an order between you is completed.",
     }
     assert not Block.objects.exists()
+    make_completed_order(buyer, seller)
+    assert buyer_api.post("/api/v1/blocks", {"username": "seller"}).status_code == 204
 
 
 # --- scale ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from inbox import services
 from inbox.models import Block, Conversation, Label, Membership, MembershipLabel, Message
 from inbox.services import send_message, start_conversation
 from marketplace.accounts.models import Profile
-from tests.factories import make_conversations
+from tests.factories import make_completed_order, make_conversations
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -488,6 +488,7 @@ def test_the_conversation_page_shows_how_it_is_filed(buyer, conversation):
 
 
 def test_blocking_from_the_panel_refuses_their_messages_until_unblocked(buyer, seller, conversation):
+    make_completed_order(buyer, seller)
     client = browser(buyer)
 
     response = client.post(f"/inbox/{conversation.pk}/block/", follow=True)
@@ -505,19 +506,12 @@ def test_blocking_from_the_panel_refuses_their_messages_until_unblocked(buyer, s
 
 
 def test_a_refusal_to_block_is_shown_on_the_page(buyer, seller, conversation):
-    def needs_a_completed_order(blocker, blocked):
-        return "You can block someone once an order with them is completed."
-
-    services.block_requirements.append(needs_a_completed_order)
-    try:
-        client = browser(buyer)
-        page = client.post(f"/inbox/{conversation.pk}/block/", follow=True)
-        as_json = client.post(f"/inbox/{conversation.pk}/block/", HTTP_ACCEPT="application/json")
-    finally:
-        services.block_requirements.remove(needs_a_completed_order)
+    client = browser(buyer)
+    page = client.post(f"/inbox/{conversation.pk}/block/", follow=True)
+    as_json = client.post(f"/inbox/{conversation.pk}/block/", HTTP_ACCEPT="application/json")
 
     assert page.status_code == 200
-    assert page_messages(page) == ["You can block someone once an order with them is completed."]
+    assert page_messages(page) == ["You can block someone once an order between you is completed."]
     assert_json_error(as_json, 403, "block_not_allowed")
     assert not Block.objects.exists()
 
