@@ -1,6 +1,20 @@
-from django.shortcuts import get_object_or_404
+"""Reads about gigs, requests, offers, orders and calls, each a fixed number of queries."""
 
-from .models import Gig
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db.models import Count, Min, Q, Sum
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from inbox.models import MAX_ROW_ID, Message
+from marketplace.errors import InvalidInput, NotFound
+
+from .models import Call, CustomOffer, Gig, Order
+
+ORDERS_PAGE = 20
 
 
 def active_gigs(*, limit: int = 24):
@@ -13,9 +27,188 @@ def gig_detail(*, gig_id: int) -> Gig:
     return get_object_or_404(Gig.objects.select_related("seller__profile"), pk=gig_id, is_active=True)
 
 
-def gigs_of_seller(*, seller):
-    return list(Gig.objects.filter(seller=seller, is_active=True).order_by("-created_at"))
+def gigs_of_seller(*, seller, include_inactive: bool = False):
+    gigs = Gig.objects.filter(seller=seller)
+    if not include_inactive:
+        gigs = gigs.filter(is_active=True)
+    return list(gigs.order_by("-created_at"))
 
 
 def seller_has_gig(*, seller, title: str) -> bool:
     return Gig.objects.filter(seller=seller, title=title).exists()
+
+
+def _valid_id(value) -> int | None:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 < number <= MAX_ROW_ID else None
+
+
+def gig_of_seller(*, seller, gig_id) -> Gig:
+    gig_id = _valid_id(gig_id)
+    gig = Gig.objects.filter(pk=gig_id, seller=seller).first() if gig_id else None
+    if gig is None:
+        raise NotFound("Gig not found.")
+    return gig
+
+
+def order_for_user(*, user, number: str) -> Order:
+    """An order the user is the buyer or the seller of, by its number; NotFound otherwise."""
+    if not isinstance(number, str) or len(number) > 20 or not user.is_authenticated:
+        raise NotFound("Order not found.")
+    order = (
+        Order.objects.select_related("buyer__profile", "seller__profile", "conversation", "gig")
+        .filter(Q(buyer=user) | Q(seller=user), number=number.upper())
+        .first()
+    )
+    if order is None:
+        raise NotFound("Order not found.")
+    return order
+
+
+def offer_for_user(*, user, offer_id) -> CustomOffer:
+    offer_id = _valid_id(offer_id)
+    offer = (
+        CustomOffer.objects.select_related("message", "buyer", "seller")
+        .filter(Q(buyer=user) | Q(seller=user), pk=offer_id)
+        .first()
+        if offer_id and user.is_authenticated
+        else None
+    )
+    if offer is None:
+        raise NotFound("Offer not found.")
+    return offer
+
+
+def call_for_user(*, user, call_id) -> Call:
+    call_id = _valid_id(call_id)
+    call = (
+        Call.objects.select_related("message").filter(Q(buyer=user) | Q(seller=user), pk=call_id).first()
+        if call_id and user.is_authenticated
+        else None
+    )
+    if call is None:
+        raise NotFound("Call not found.")
+    return call
+
+
+def orders_for_user(*, user, role: str | None = None, status: str | None = None, before: int | None = None):
+    """The user's orders, newest first (keyset on id); `role` buyer or seller, `status` one of
+    Order.Status or "open"."""
+    orders = Order.objects.select_related("buyer__profile", "seller__profile")
+    if role == "buyer":
+        orders = orders.filter(buyer=user)
+    elif role == "seller":
+        orders = orders.filter(seller=user)
+    elif role is None:
+        orders = orders.filter(Q(buyer=user) | Q(seller=user))
+    else:
+        raise InvalidInput("role is buyer or seller.", code="invalid_role")
+    if status == "open":
+        orders = orders.filter(status__in=Order.OPEN_STATUSES)
+    elif status is not None:
+        if status not in Order.Status.values:
+            raise InvalidInput(
+                f"status is open or one of {', '.join(Order.Status.values)}.", code="invalid_status"
+            )
+        orders = orders.filter(status=status)
+    if before is not None:
+        orders = orders.filter(pk__lt=before)
+    rows = list(orders.order_by("-pk")[: ORDERS_PAGE + 1])
+    return rows[:ORDERS_PAGE], (rows[ORDERS_PAGE - 1].pk if len(rows) > ORDERS_PAGE else None)
+
+
+def orders_between(*, user, other_user, limit: int = 10) -> list[Order]:
+    """The order history between two people, newest first (the inbox's side panel)."""
+    return list(
+        Order.objects.filter(Q(buyer=user, seller=other_user) | Q(buyer=other_user, seller=user)).order_by(
+            "-created_at"
+        )[:limit]
+    )
+
+
+def order_timeline(*, order: Order):
+    return list(order.events.select_related("actor__profile").order_by("created_at", "id"))
+
+
+def order_messages(*, order: Order, limit: int = 200) -> list[Message]:
+    """The conversation's messages about this order, oldest first."""
+    rows = (
+        Message.objects.filter(order=order)
+        .select_related("sender", "reply_to__sender", "order")
+        .order_by("-id")[:limit]
+    )
+    return list(reversed(rows))
+
+
+@dataclass
+class BuyerStanding:
+    completed_orders: int
+    spent: Decimal
+    is_top_buyer: bool
+
+
+def buyer_standing(*, buyer) -> BuyerStanding:
+    """Top buyer: at least TOP_BUYER_MIN_COMPLETED_ORDERS completed orders and
+    TOP_BUYER_MIN_SPEND spent over the last 365 days."""
+    since = timezone.now() - timedelta(days=365)
+    totals = Order.objects.filter(
+        buyer=buyer, status=Order.Status.COMPLETED, completed_at__gte=since
+    ).aggregate(completed=Count("pk"), spent=Sum("price"))
+    completed, spent = totals["completed"], totals["spent"] or Decimal("0")
+    return BuyerStanding(
+        completed_orders=completed,
+        spent=spent,
+        is_top_buyer=completed >= settings.TOP_BUYER_MIN_COMPLETED_ORDERS
+        and spent >= settings.TOP_BUYER_MIN_SPEND,
+    )
+
+
+# --- before an order: does a request fit the seller? ----------------------------------------
+
+
+def request_mismatches(*, seller, budget: Decimal, deadline: date, today: date | None = None) -> list[str]:
+    """Plain reasons a request does not fit the seller's gigs (empty when it fits)."""
+    today = today or timezone.localdate()
+    terms = Gig.objects.filter(seller=seller, is_active=True).aggregate(
+        lowest_price=Min("price"), fastest=Min("delivery_days")
+    )
+    if terms["lowest_price"] is None:
+        return [f"{seller.profile.display_name} has no active gigs at the moment."]
+    reasons = []
+    if budget < terms["lowest_price"]:
+        reasons.append(
+            f"Your budget (${budget:,.0f}) is below {seller.profile.display_name}'s lowest price "
+            f"(${terms['lowest_price']:,.0f})."
+        )
+    days = (deadline - today).days
+    if days < terms["fastest"]:
+        reasons.append(
+            f"Your deadline leaves {days} day{'s' if days != 1 else ''}; "
+            f"{seller.profile.display_name}'s fastest delivery takes {terms['fastest']} days."
+        )
+    return reasons
+
+
+def sellers_that_fit(
+    *, budget: Decimal, deadline: date, exclude_seller, limit: int = 3, today=None
+) -> list[Gig]:
+    """Up to `limit` gigs by other sellers (one each) whose price and delivery time fit."""
+    today = today or timezone.localdate()
+    days = (deadline - today).days
+    gigs = (
+        Gig.objects.filter(is_active=True, price__lte=budget, delivery_days__lte=days, seller__is_active=True)
+        .exclude(seller=exclude_seller)
+        .select_related("seller__profile")
+        .order_by("price", "delivery_days", "pk")[:50]
+    )
+    chosen, sellers = [], set()
+    for gig in gigs:
+        if gig.seller_id not in sellers:
+            chosen.append(gig)
+            sellers.add(gig.seller_id)
+        if len(chosen) == limit:
+            break
+    return chosen
