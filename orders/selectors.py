@@ -12,7 +12,7 @@ from django.utils import timezone
 from inbox.models import MAX_ROW_ID, Message
 from marketplace.errors import InvalidInput, NotFound
 
-from .models import Call, CustomOffer, Gig, Order
+from .models import BuyerRequest, Call, CustomOffer, Gig, Order
 
 ORDERS_PAGE = 20
 
@@ -36,6 +36,14 @@ def gigs_of_seller(*, seller, include_inactive: bool = False):
 
 def seller_has_gig(*, seller, title: str) -> bool:
     return Gig.objects.filter(seller=seller, title=title).exists()
+
+
+def has_offer_from(*, seller, buyer) -> bool:
+    return CustomOffer.objects.filter(seller=seller, buyer=buyer).exists()
+
+
+def has_request_from(*, buyer, seller) -> bool:
+    return BuyerRequest.objects.filter(buyer=buyer, seller=seller).exists()
 
 
 def _valid_id(value) -> int | None:

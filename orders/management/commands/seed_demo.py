@@ -1,18 +1,30 @@
-"""Demo buyers, sellers, gigs and conversations, so a newcomer's first page is alive.
+"""Demo buyers, sellers, gigs, conversations, offers and orders, so a newcomer's first page is
+alive.
 
 Idempotent: users and gigs are created only when missing, and every demo message has a fixed
 client_id, so a second run sends nothing twice.
 """
 
 import uuid
+from datetime import timedelta
 
 from django.core.management.base import BaseCommand
+from django.utils import timezone
 
 from inbox.services import get_or_create_conversation, send_message
 from marketplace.accounts.models import Profile, User
 from marketplace.accounts.services import create_user, grant_staff, update_profile
-from orders.selectors import seller_has_gig
-from orders.services import create_gig
+from orders.selectors import gigs_of_seller, has_offer_from, has_request_from, seller_has_gig
+from orders.services import (
+    accept_offer,
+    complete_order,
+    create_gig,
+    create_offer,
+    deliver_order,
+    leave_review,
+    send_request,
+    submit_requirements,
+)
 
 DEMO_PASSWORD = "demo-pass-123"  # noqa: S105 -- demo accounts, printed for the newcomer
 SEED_NAMESPACE = uuid.UUID("8c1c5a52-52f4-4c43-9f0e-5b0c6c1f9a11")
@@ -162,11 +174,66 @@ class Command(BaseCommand):
             for index, (sender, body) in enumerate(lines):
                 client_id = uuid.uuid5(SEED_NAMESPACE, f"{first}-{second}-{index}")
                 send_message(sender=users[sender], conversation=conversation, body=body, client_id=client_id)
+        self._deals(users)
 
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Log in at /accounts/login/ with:"))
         for username, display_name, role, *_rest in PEOPLE:
             self.stdout.write(f"  {username:<8} / {DEMO_PASSWORD}   ({role}, {display_name})")
         self.stdout.write(f"  {'admin':<8} / {DEMO_PASSWORD}   (staff: /admin/)")
+
+    def _deals(self, users):
+        """An order in progress, a pending offer, a completed and reviewed order, a request."""
+        alice, ben, carla, devon, mai = (users[name] for name in ("alice", "ben", "carla", "devon", "mai"))
+        if not has_offer_from(seller=carla, buyer=alice):
+            logo = gigs_of_seller(seller=carla)[-1]
+            offer = create_offer(
+                seller=carla,
+                conversation=get_or_create_conversation(user=carla, other_user=alice),
+                gig=logo,
+                description="Three logo concepts for the bakery (terracotta, cream, green), vector files.",
+                expires_in_days=5,
+            )
+            order = accept_offer(buyer=alice, offer=offer)
+            submit_requirements(
+                buyer=alice,
+                order=order,
+                requirements="Name: Le Fournil de Lyon. Rustic, warm, wood-fired oven.",
+            )
+        if not has_offer_from(seller=devon, buyer=alice):
+            create_offer(
+                seller=devon,
+                conversation=get_or_create_conversation(user=devon, other_user=alice),
+                title="Online pre-orders for your bakery site",
+                description="A pre-order page with pick-up times and email confirmations.",
+                price=380,
+                delivery_days=10,
+                revisions=2,
+            )
+        if not has_offer_from(seller=mai, buyer=ben):
+            offer = create_offer(
+                seller=mai,
+                conversation=get_or_create_conversation(user=mai, other_user=ben),
+                title="Japanese subtitles, episode 1",
+                description="Subtitles for the first episode (about 3,000 words).",
+                price=120,
+                delivery_days=4,
+                revisions=1,
+            )
+            order = accept_offer(buyer=ben, offer=offer)
+            deliver_order(
+                seller=mai, order=order, message="Here are the subtitles (SRT), timed to the final cut."
+            )
+            complete_order(buyer=ben, order=order)
+            leave_review(author=ben, order=order, rating=5, text="Fast, natural and perfectly timed.")
+            leave_review(author=mai, order=order, rating=5, text="Clear brief, quick answers. A pleasure.")
+        if not has_request_from(buyer=ben, seller=carla):
+            send_request(
+                buyer=ben,
+                seller=carla,
+                description="Cover art for a 6-episode podcast series, one style, six variations.",
+                budget=300,
+                deadline=timezone.localdate() + timedelta(days=14),
+            )
 
     def _person(self, username, display_name, role, timezone_name, languages, headline):
         user = User.objects.filter(username=username).first()
