@@ -7,7 +7,7 @@ from .models import Label, Membership, Message
 _json_encoder = DjangoJSONEncoder()
 
 
-def _iso(value):
+def iso_timestamp(value):
     """The same form the API's responses use (ISO 8601, milliseconds, Z for UTC)."""
     return _json_encoder.default(value) if value is not None else None
 
@@ -47,8 +47,8 @@ def message_payload(message: Message) -> dict:
         "body": "" if message.is_deleted else message.body,
         "status": message.status,
         "client_id": str(message.client_id),
-        "created_at": _iso(message.created_at),
-        "edited_at": _iso(message.edited_at),
+        "created_at": iso_timestamp(message.created_at),
+        "edited_at": iso_timestamp(message.edited_at),
         "deleted": message.is_deleted,
         "reply_to": quote_payload(message.reply_to) if message.reply_to_id else None,
         "kind": message.kind,
@@ -86,7 +86,7 @@ def conversation_payload(
         "id": membership.conversation_id,
         "other_user": user_summary(membership.other_user),
         "last_message": message_payload(last_message) if last_message else None,
-        "last_message_at": _iso(membership.last_message_at),
+        "last_message_at": iso_timestamp(membership.last_message_at),
         "last_read_message_id": membership.last_read_message_id,
         "other_last_read_message_id": other_last_read_message_id,
         "needs_reply": last_message is not None

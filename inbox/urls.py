@@ -19,6 +19,7 @@ urlpatterns = [
     path("<int:conversation_id>/block/", views.block, name="block"),
     path("<int:conversation_id>/unblock/", views.unblock, name="unblock"),
     path("<int:conversation_id>/draft/", views.save_draft, name="draft"),
+    path("<int:conversation_id>/orders/", views.order_history, name="order-history"),
     path("preferences/", views.preferences, name="preferences"),
     path("labels/", views.labels, name="labels"),
     path("labels/<int:label_id>/", views.label_update, name="label-update"),

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from marketplace.accounts.selectors import public_profile
 from marketplace.accounts.services import update_inbox_preferences
 from marketplace.errors import DomainError, InvalidInput, NotFound
+from orders import selectors as orders_selectors
 
 from . import selectors, services
 from .payloads import membership_state
@@ -85,6 +86,33 @@ def _page_result(request, *, fallback: str, error: DomainError | None = None, do
     elif done:
         messages.success(request, done)
     return HttpResponseRedirect(_next_url(request, fallback))
+
+
+# --- a hint shown once above a thread ----------------------------------------------------------
+
+THREAD_HINT_SESSION_KEY = "inbox_thread_hint"
+
+
+def remember_thread_hint(
+    request, *, conversation_id: int, title: str, reasons: list[str], links: list[dict], links_title: str = ""
+) -> None:
+    """Show a hint above the conversation's thread the next time this user opens it (once): e.g.
+    why a request may not fit the seller, and sellers whose gigs do. `links`: {url, text, detail}."""
+    request.session[THREAD_HINT_SESSION_KEY] = {
+        "conversation_id": conversation_id,
+        "title": title,
+        "reasons": list(reasons),
+        "links": list(links),
+        "links_title": links_title,
+    }
+
+
+def _pop_thread_hint(request, conversation_id: int) -> dict | None:
+    hint = request.session.get(THREAD_HINT_SESSION_KEY)
+    if not isinstance(hint, dict) or hint.get("conversation_id") != conversation_id:
+        return None
+    del request.session[THREAD_HINT_SESSION_KEY]
+    return hint
 
 
 # --- the list pane: filters with counts, labels, a name search, "Load more" -------------------
@@ -230,8 +258,33 @@ def inbox(request, conversation_id=None):
             newer_cursor=thread.newer_cursor,
             other_last_read_message_id=selectors.other_last_read_message_id(membership=active),
             other_online=active.other_user_id in online_user_ids([active.other_user_id]),
+            thread_hint=_pop_thread_hint(request, active.conversation_id),
+            **_orders_context(user, active.other_user),
         )
     return render(request, "inbox/inbox.html", context, status=context["list_status"])
+
+
+@login_required
+@require_GET
+def order_history(request, conversation_id):
+    """The panel's order history between the two (what a live page re-fetches)."""
+    membership = _membership_or_404(request, conversation_id, details=True)
+    orders = orders_selectors.orders_between(user=request.user, other_user=membership.other_user)
+    return render(request, "inbox/_order_history.html", {"orders_history": orders})
+
+
+def _orders_context(user, other) -> dict:
+    """What the conversation page shows about orders (a fixed number of queries): the order
+    history between the two, whether the other person is a Top buyer, and a seller's own gigs
+    for the "Create an offer" form."""
+    return {
+        "orders_history": orders_selectors.orders_between(user=user, other_user=other),
+        "other_standing": None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
+        "my_gigs": orders_selectors.gigs_of_seller(seller=user) if user.profile.is_seller else [],
+        "offer_form": {"values": {"expires_in_days": "7"}, "errors": {}},
+        "consultation_form": {"values": {"duration_minutes": "30"}, "errors": {}},
+        "consultation_durations": (15, 30, 45, 60, 90, 120),
+    }
 
 
 @login_required

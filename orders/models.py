@@ -5,6 +5,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
+from marketplace.accounts.models import User
+
 
 class Gig(models.Model):
     """A service a seller offers. Orders and custom offers build on it."""
@@ -208,3 +210,12 @@ class Call(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} in conversation {self.conversation_id}"
+
+
+class Buyer(User):
+    """Users as buyers, for the admin's "Buyers" list of the Top buyer rule (no table of its own)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "buyer"
+        verbose_name_plural = "buyers (Top buyer rule)"

@@ -5,14 +5,27 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import (
+    BooleanField,
+    Case,
+    Count,
+    DecimalField,
+    Min,
+    Prefetch,
+    Q,
+    Sum,
+    Value,
+    When,
+    prefetch_related_objects,
+)
+from django.db.models.functions import Coalesce
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from inbox.models import MAX_ROW_ID, Message
 from marketplace.errors import InvalidInput, NotFound
 
-from .models import BuyerRequest, Call, CustomOffer, Gig, Order
+from .models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 
 ORDERS_PAGE = 20
 
@@ -28,7 +41,7 @@ def gig_detail(*, gig_id: int) -> Gig:
 
 
 def gigs_of_seller(*, seller, include_inactive: bool = False):
-    gigs = Gig.objects.filter(seller=seller)
+    gigs = Gig.objects.filter(seller=seller).select_related("seller__profile")
     if not include_inactive:
         gigs = gigs.filter(is_active=True)
     return list(gigs.order_by("-created_at"))
@@ -64,7 +77,8 @@ def gig_of_seller(*, seller, gig_id) -> Gig:
 
 def order_for_user(*, user, number: str) -> Order:
     """An order the user is the buyer or the seller of, by its number; NotFound otherwise."""
-    if not isinstance(number, str) or len(number) > 20 or not user.is_authenticated:
+    # No number holds a NUL, and PostgreSQL refuses one even in a lookup.
+    if not isinstance(number, str) or len(number) > 20 or "\x00" in number or not user.is_authenticated:
         raise NotFound("Order not found.")
     order = (
         Order.objects.select_related("buyer__profile", "seller__profile", "conversation", "gig")
@@ -137,6 +151,15 @@ def orders_between(*, user, other_user, limit: int = 10) -> list[Order]:
     )
 
 
+def attach_order_details(orders: list[Order]) -> None:
+    """Load what an order is shown with, its timeline and reviews, for a whole list (two queries)."""
+    prefetch_related_objects(
+        orders,
+        Prefetch("events", queryset=OrderEvent.objects.select_related("actor").order_by("created_at", "id")),
+        Prefetch("reviews", queryset=Review.objects.select_related("author", "subject").order_by("id")),
+    )
+
+
 def order_timeline(*, order: Order):
     return list(order.events.select_related("actor__profile").order_by("created_at", "id"))
 
@@ -174,7 +197,37 @@ def buyer_standing(*, buyer) -> BuyerStanding:
     )
 
 
+def with_buyer_standing(users):
+    """`users` annotated with buyer_standing's rule, for a whole list in one query:
+    `completed_orders` and `spent` over the last 365 days, and `is_top_buyer`."""
+    since = timezone.now() - timedelta(days=365)
+    in_window = Q(orders_bought__status=Order.Status.COMPLETED, orders_bought__completed_at__gte=since)
+    return users.annotate(
+        completed_orders=Count("orders_bought", filter=in_window),
+        spent=Coalesce(
+            Sum("orders_bought__price", filter=in_window),
+            Value(Decimal("0")),
+            output_field=DecimalField(max_digits=12, decimal_places=2),
+        ),
+    ).annotate(
+        is_top_buyer=Case(
+            When(
+                completed_orders__gte=settings.TOP_BUYER_MIN_COMPLETED_ORDERS,
+                spent__gte=settings.TOP_BUYER_MIN_SPEND,
+                then=Value(True),
+            ),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    )
+
+
 # --- before an order: does a request fit the seller? ----------------------------------------
+
+
+def _money(value: Decimal) -> str:
+    """$1,250 or $49.99: cents only when there are some (rounded, $49.99 would read as $50)."""
+    return f"${value:,.2f}".removesuffix(".00")
 
 
 def request_mismatches(*, seller, budget: Decimal, deadline: date, today: date | None = None) -> list[str]:
@@ -188,8 +241,8 @@ def request_mismatches(*, seller, budget: Decimal, deadline: date, today: date |
     reasons = []
     if budget < terms["lowest_price"]:
         reasons.append(
-            f"Your budget (${budget:,.0f}) is below {seller.profile.display_name}'s lowest price "
-            f"(${terms['lowest_price']:,.0f})."
+            f"Your budget ({_money(budget)}) is below {seller.profile.display_name}'s lowest price "
+            f"({_money(terms['lowest_price'])})."
         )
     days = (deadline - today).days
     if days < terms["fastest"]:
@@ -201,22 +254,28 @@ def request_mismatches(*, seller, budget: Decimal, deadline: date, today: date |
 
 
 def sellers_that_fit(
-    *, budget: Decimal, deadline: date, exclude_seller, limit: int = 3, today=None
+    *, budget: Decimal, deadline: date, exclude_seller, buyer=None, limit: int = 3, today=None
 ) -> list[Gig]:
-    """Up to `limit` gigs by other sellers (one each) whose price and delivery time fit."""
+    """Up to `limit` other sellers whose gigs fit the budget and deadline: each one's cheapest
+    fitting gig, cheapest sellers first. Two queries."""
     today = today or timezone.localdate()
-    days = (deadline - today).days
-    gigs = (
-        Gig.objects.filter(is_active=True, price__lte=budget, delivery_days__lte=days, seller__is_active=True)
+    fitting = (
+        Gig.objects.filter(
+            is_active=True,
+            price__lte=budget,
+            delivery_days__lte=(deadline - today).days,
+            seller__is_active=True,
+        )
         .exclude(seller=exclude_seller)
-        .select_related("seller__profile")
-        .order_by("price", "delivery_days", "pk")[:50]
+        .exclude(seller=buyer)
     )
-    chosen, sellers = [], set()
-    for gig in gigs:
-        if gig.seller_id not in sellers:
-            chosen.append(gig)
-            sellers.add(gig.seller_id)
-        if len(chosen) == limit:
-            break
-    return chosen
+    cheapest = list(
+        fitting.values("seller_id").annotate(lowest=Min("price")).order_by("lowest", "seller_id")[:limit]
+    )
+    gigs = fitting.filter(seller_id__in=[row["seller_id"] for row in cheapest]).select_related(
+        "seller__profile"
+    )
+    chosen: dict[int, Gig] = {}
+    for gig in gigs.order_by("price", "delivery_days", "pk"):
+        chosen.setdefault(gig.seller_id, gig)
+    return sorted(chosen.values(), key=lambda gig: (gig.price, gig.delivery_days, gig.pk))

@@ -16,6 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from inbox.models import Conversation, Message
+from inbox.payloads import iso_timestamp
 from inbox.services import get_or_create_conversation, post_card_message, update_card
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 
@@ -194,7 +195,7 @@ def _offer_card(offer: CustomOffer, order: Order | None = None) -> dict:
         "price": str(offer.price),
         "delivery_days": offer.delivery_days,
         "revisions": offer.revisions,
-        "expires_at": offer.expires_at.isoformat(),
+        "expires_at": iso_timestamp(offer.expires_at),
         "status": offer.status,
         "order_number": order.number if order else None,
     }
@@ -399,8 +400,10 @@ def _record(order: Order, *, actor, kind: str, text: str, data: dict | None = No
     return OrderEvent.objects.create(order=order, kind=kind, actor=actor, data=data or {}, message=message)
 
 
-def _transition(*, order: Order, actor, role: str, allowed_from, to_status: str | None, **changes) -> Order:
-    """Lock the order, check who acts and from which status, apply the change."""
+def _transition(
+    *, order: Order, actor, role: str, allowed_from, to_status: str | None, precondition=None, **changes
+) -> Order:
+    """Lock the order, check who acts, from which status and `precondition(order)`, apply the change."""
     locked = Order.objects.select_for_update().select_related("conversation").get(pk=order.pk)
     if getattr(locked, f"{role}_id") != actor.pk:
         other_side = "buyer" if role == "buyer" else "seller"
@@ -412,6 +415,8 @@ def _transition(*, order: Order, actor, role: str, allowed_from, to_status: str 
             f"Order #{locked.number} is {locked.get_status_display().lower()}; that step is not possible.",
             code="invalid_transition",
         )
+    if precondition is not None:
+        precondition(locked)
     if to_status:
         locked.status = to_status
     for field, value in changes.items():
@@ -430,15 +435,19 @@ def _transition(*, order: Order, actor, role: str, allowed_from, to_status: str 
 def submit_requirements(*, buyer, order: Order, requirements: str) -> Order:
     """The buyer tells the seller what the order needs (once)."""
     requirements = clean_text(requirements, what="The requirements")
-    with transaction.atomic():
-        if Order.objects.filter(pk=order.pk, requirements_submitted_at__isnull=False).exists():
+
+    def not_yet_submitted(locked: Order) -> None:
+        if locked.requirements_submitted_at is not None:
             raise Conflict("The requirements were already submitted.", code="requirements_already_submitted")
+
+    with transaction.atomic():
         order = _transition(
             order=order,
             actor=buyer,
             role="buyer",
             allowed_from=(Order.Status.ACTIVE,),
             to_status=None,
+            precondition=not_yet_submitted,
             requirements=requirements,
             requirements_submitted_at=timezone.now(),
         )
@@ -518,7 +527,8 @@ def complete_order(*, buyer, order: Order) -> Order:
 
 
 def cancel_order(*, user, order: Order, reason: str) -> Order:
-    """Either side cancels an order that was not delivered yet, saying why."""
+    """Either side cancels an order that was not delivered yet, saying why. Once work was
+    delivered, the buyer asks for a revision instead."""
     reason = clean_text(reason, what="The reason")
     role = "buyer" if user.pk == order.buyer_id else "seller"
     with transaction.atomic():
@@ -526,7 +536,7 @@ def cancel_order(*, user, order: Order, reason: str) -> Order:
             order=order,
             actor=user,
             role=role,
-            allowed_from=(Order.Status.ACTIVE, Order.Status.REVISION_REQUESTED),
+            allowed_from=(Order.Status.ACTIVE,),
             to_status=Order.Status.CANCELLED,
             cancelled_at=timezone.now(),
         )
@@ -584,7 +594,7 @@ def _call_card(call: Call) -> dict:
         "call_id": call.pk,
         "kind": call.kind,
         "url": call.url,
-        "starts_at": call.starts_at.isoformat() if call.starts_at else None,
+        "starts_at": iso_timestamp(call.starts_at),
         "duration_minutes": call.duration_minutes,
         "status": call.status,
     }

@@ -116,12 +116,16 @@ def send_message(
     body: str,
     client_id: uuid.UUID | None = None,
     reply_to_id: int | None = None,
+    order=None,
 ) -> tuple[Message, bool]:
     """Store a message and tell both participants. Idempotent on (sender, client_id): a retry
     returns the message the first attempt stored, and `created` is False. `reply_to_id` quotes
-    an earlier message of the same conversation."""
+    an earlier message of the same conversation. `order` (one of this conversation's orders, as
+    the order page writes) tags the message with it; by default an open order tags it."""
     validate_message_body(body)
     ensure_can_send(sender)
+    if order is not None and order.conversation_id != conversation.pk:
+        raise InvalidInput("That order belongs to another conversation.", code="invalid_order")
     client_id = client_id or uuid.uuid4()
     existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
     if existing is not None:
@@ -130,7 +134,12 @@ def send_message(
     try:
         with transaction.atomic():
             message = _store_message(
-                sender=sender, conversation=conversation, body=body, client_id=client_id, reply_to=reply_to
+                sender=sender,
+                conversation=conversation,
+                body=body,
+                client_id=client_id,
+                reply_to=reply_to,
+                order=order,
             )
     except IntegrityError:
         existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)

@@ -7,8 +7,12 @@
 //
 // User text only ever reaches the page as HTML the server escaped (fragments it rendered) or
 // through textContent / form values.
+//
+// The order page uses the same module: its thread holds the order's messages, its composer
+// writes into the same conversation, and its panel (status, actions, timeline) is re-fetched
+// when an order update arrives.
 
-const root = document.getElementById("inbox");
+const root = document.getElementById("inbox") || document.getElementById("order-page");
 
 const state = {
   cursor: Number(root.dataset.cursor || 0),
@@ -18,6 +22,7 @@ const state = {
   otherUserId: root.dataset.otherUserId ? Number(root.dataset.otherUserId) : null,
   otherLastRead: Number(root.dataset.otherLastRead || 0),
   enterSends: root.dataset.enterSends !== "0",
+  orderNumber: root.dataset.orderNumber || null,
   catchingUp: null,
   queued: [],
 };
@@ -174,6 +179,7 @@ function updateSeen() {
 
 let readInFlight = false;
 async function markReadIfVisible() {
+  if (!root.dataset.readUrl) return; // the order page shows part of the thread: it marks nothing read
   if (!state.conversationId || document.visibilityState !== "visible" || readInFlight) return;
   readInFlight = true;
   try {
@@ -437,6 +443,131 @@ thread?.addEventListener("click", (event) => {
   else if (action === "translate") translate(item, button);
 });
 
+// ---- Cards: offers, calls, consultations; the seller's tools --------------------------------
+
+// The buttons of a card (Accept, Decline, Withdraw, Book) and "Start call": sent in the
+// background, answered in JSON. The service decides once; whatever the answer, the card is
+// re-rendered as it now is (message.updated re-renders it on every other tab too).
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.matches("form[data-card-form]")) return;
+  event.preventDefault();
+  if (form.dataset.busy) return; // a double click sends once
+  form.dataset.busy = "1";
+  const buttons = [...form.querySelectorAll("button")];
+  buttons.forEach((button) => (button.disabled = true));
+  const item = form.closest("li.message");
+  let response;
+  try {
+    response = await postForm(form.getAttribute("action"), new URLSearchParams(new FormData(form)), { json: true });
+  } catch {
+    showNotice("Not done: the connection dropped. Try again.", { error: true });
+    return;
+  } finally {
+    delete form.dataset.busy;
+    buttons.forEach((button) => (button.disabled = false));
+  }
+  if (response.ok) {
+    const result = await response.json();
+    showNotice(result.detail || "Done.");
+  } else {
+    showNotice(await refusalDetail(response, `Not done (error ${response.status}).`), { error: true });
+  }
+  if (item) refreshMessage(item.dataset.messageId);
+  if (thread) fetchNewMessages();
+});
+
+// htmx forms that answer a refusal with the form again (errors beside the fields, the text
+// kept): swap those answers in too.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const status = event.detail.xhr.status;
+  if (status >= 400 && status < 500 && event.target.closest?.("[data-swap-errors]")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
+document.addEventListener("htmx:load", (event) => {
+  const invalid = event.detail.elt?.querySelector?.("[aria-invalid='true']");
+  if (invalid) invalid.focus();
+});
+
+// A tool posted its card (the server says so in HX-Trigger): close the tool, show the card.
+document.addEventListener("card-posted", (event) => {
+  for (const tool of document.querySelectorAll("details.tool[open]")) tool.removeAttribute("open");
+  if (event.detail && typeof event.detail.message === "string") showNotice(event.detail.message);
+  if (thread) fetchNewMessages();
+});
+
+document.addEventListener("click", (event) => {
+  const dismiss = event.target.closest?.("[data-dismiss]");
+  if (dismiss) document.getElementById(dismiss.dataset.dismiss)?.remove();
+});
+
+// ---- The inbox's panel: the order history between the two ------------------------------------
+
+let historyChain = Promise.resolve();
+function refreshOrderHistory() {
+  const url = root.dataset.orderHistoryUrl;
+  if (!url) return historyChain;
+  historyChain = historyChain.then(async () => {
+    try {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = htmlFragment(await response.text()).getElementById("order-history");
+      if (fresh) document.getElementById("order-history")?.replaceWith(fresh);
+    } catch {
+      // Offline: the next visit shows it.
+    }
+  });
+  return historyChain;
+}
+
+// ---- Order page: the panel follows the order ------------------------------------------------
+
+function isUpdateOfThisOrder(message) {
+  return Boolean(state.orderNumber && message && message.kind === "system" && message.order?.number === state.orderNumber);
+}
+
+// Re-fetch the status, actions and timeline, keeping what the person was typing in its forms.
+let panelChain = Promise.resolve();
+function refreshOrderPanel() {
+  const url = root.dataset.orderPanelUrl;
+  if (!url) return panelChain;
+  panelChain = panelChain.then(async () => {
+    try {
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const fresh = htmlFragment(await response.text()).getElementById("order-panel");
+      const current = document.getElementById("order-panel");
+      if (!fresh || !current) return;
+      const typed = new Map();
+      for (const field of current.querySelectorAll("textarea[id], input[id]:not([type=hidden])")) {
+        if (field.value) typed.set(field.id, field.value);
+      }
+      const checked = [...current.querySelectorAll("input[type=radio]:checked")].map((box) => [box.name, box.value]);
+      const openDetails = [...current.querySelectorAll("details[open]")].map((details) => details.className);
+      const focusedId = current.contains(document.activeElement) ? document.activeElement.id : null;
+      current.replaceWith(fresh);
+      for (const [id, value] of typed) {
+        const field = document.getElementById(id);
+        if (field && fresh.contains(field)) field.value = value;
+      }
+      for (const [name, value] of checked) {
+        const box = fresh.querySelector(`input[type=radio][name="${CSS.escape(name)}"][value="${CSS.escape(value)}"]`);
+        if (box) box.checked = true;
+      }
+      for (const className of openDetails) {
+        if (className) fresh.querySelector(`details[class="${CSS.escape(className)}"]`)?.setAttribute("open", "");
+      }
+      if (focusedId) document.getElementById(focusedId)?.focus({ preventScroll: true });
+      if (window.htmx) htmx.process(fresh);
+    } catch {
+      // Offline: the next update (or a reload) shows it.
+    }
+  });
+  return panelChain;
+}
+
 // ---- Conversation list ---------------------------------------------------------------------
 
 function listQuery() {
@@ -461,6 +592,7 @@ function selectedIds() {
 let listTimer = null;
 let listChain = Promise.resolve();
 function refreshList() {
+  if (!root.dataset.listUrl) return; // a page without the list (the order page)
   clearTimeout(listTimer);
   listTimer = setTimeout(() => {
     listChain = listChain.then(async () => {
@@ -637,7 +769,8 @@ document.addEventListener("click", (event) => {
 });
 document.addEventListener("keydown", (event) => {
   if (event.key !== "Escape") return;
-  const menu = event.target.closest?.("details.menu[open]") || document.querySelector("details.menu[open]");
+  const menu =
+    event.target.closest?.("details.menu[open], details.tool[open]") || document.querySelector("details.menu[open]");
   if (menu) {
     menu.removeAttribute("open");
     menu.querySelector("summary").focus();
@@ -650,8 +783,8 @@ document.addEventListener("keydown", (event) => {
 
 let typingTimer = null;
 function showTyping(conversationId) {
-  if (conversationId === state.conversationId) {
-    const indicator = document.getElementById("typing-indicator");
+  const indicator = document.getElementById("typing-indicator");
+  if (conversationId === state.conversationId && indicator) {
     indicator.hidden = false;
     clearTimeout(typingTimer);
     typingTimer = setTimeout(() => (indicator.hidden = true), 6000);
@@ -696,6 +829,8 @@ const handlers = {
   "message.created"(event) {
     refreshList();
     if (event.conversation_id !== state.conversationId) return;
+    if (isUpdateOfThisOrder(event.message)) refreshOrderPanel();
+    if (event.message.kind === "system") refreshOrderHistory();
     if (event.message.sender !== state.username) {
       hideTyping();
       fetchNewMessages().then(markReadIfVisible);
@@ -883,6 +1018,7 @@ function setupComposer() {
 
   function saveDraft({ keepalive = false } = {}) {
     clearTimeout(draftTimer);
+    if (!draftUrl) return outbox; // the order page keeps no draft
     const text = textarea.value;
     if (text === savedDraft) return outbox;
     savedDraft = text;
@@ -955,7 +1091,7 @@ function setupComposer() {
     clearTimeout(draftTimer);
     draftTimer = setTimeout(saveDraft, 800);
     const now = Date.now();
-    if (textarea.value.trim() && now - lastTypingSent > 3000) {
+    if (root.dataset.typingUrl && textarea.value.trim() && now - lastTypingSent > 3000) {
       lastTypingSent = now;
       postForm(root.dataset.typingUrl).catch(() => {});
     }
