@@ -265,7 +265,9 @@ def _send_request(request, seller):
     name = seller.profile.display_name
     reasons = selectors.request_mismatches(seller=seller, budget=sent.budget, deadline=sent.deadline)
     if reasons:
-        fits = selectors.sellers_that_fit(budget=sent.budget, deadline=sent.deadline, exclude_seller=seller)
+        fits = selectors.sellers_that_fit(
+            budget=sent.budget, deadline=sent.deadline, exclude_seller=seller, buyer=request.user
+        )
         remember_thread_hint(
             request,
             conversation_id=sent.conversation_id,
@@ -636,7 +638,7 @@ def _allowed_actions(order: Order, user, timeline) -> set[str]:
         allowed.add("complete")
         if order.revisions_left:
             allowed.add("revision")
-    if status in (Order.Status.ACTIVE, Order.Status.REVISION_REQUESTED):
+    if status == Order.Status.ACTIVE:  # once work was delivered, the buyer asks for a revision
         allowed.add("cancel")
     reviewed = any(event.kind == OrderEvent.Kind.REVIEW and event.actor_id == user.pk for event in timeline)
     if status == Order.Status.COMPLETED and not reviewed:

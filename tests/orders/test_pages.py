@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from inbox.models import Message
 from inbox.services import get_or_create_conversation, send_message
+from marketplace.errors import InvalidInput
 from orders import services
 from orders.models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 from tests.helpers import logged_events
@@ -760,6 +761,16 @@ def test_a_message_from_the_order_page_of_a_finished_order_is_still_tagged_with_
     assert Message.objects.get(body="Thanks for the order!").order_id == order.pk
 
 
+def test_a_message_cannot_be_tagged_with_an_order_of_another_conversation(buyer, order, user_factory):
+    other_seller = user_factory("other", seller=True)
+    elsewhere = get_or_create_conversation(user=buyer, other_user=other_seller)
+
+    with pytest.raises(InvalidInput):
+        send_message(sender=buyer, conversation=elsewhere, body="hi", order=order)
+
+    assert not Message.objects.filter(conversation=elsewhere).exists()
+
+
 def test_an_empty_message_from_the_order_page_is_refused(buyer, order):
     response = browser(buyer).post(f"/orders/{order.number}/send/", {"body": "   "})
 
@@ -786,8 +797,8 @@ def test_what_each_side_can_do_follows_the_status(buyer, seller, order):
     assert actions(seller) == set()
 
     services.request_revision(buyer=buyer, order=order, reason="Greener")
-    assert actions(buyer) == {"cancel"}
-    assert actions(seller) == {"deliver", "cancel"}
+    assert actions(buyer) == set()  # no cancelling once work was delivered
+    assert actions(seller) == {"deliver"}
 
     deliver(order, seller)
     assert actions(buyer) == {"complete"}  # the one revision was used
@@ -876,6 +887,7 @@ def test_either_side_cancels_before_delivery_with_a_reason(buyer, seller, order)
 
 def test_cancelling_after_delivery_is_refused(buyer, seller, order):
     deliver(order, seller)
+    services.request_revision(buyer=buyer, order=order, reason="Greener")
 
     page = html_of(
         browser(buyer).post(f"/orders/{order.number}/cancel/", {"reason": "changed my mind"}), status=409
@@ -883,7 +895,7 @@ def test_cancelling_after_delivery_is_refused(buyer, seller, order):
 
     assert "that step is not possible" in page
     order.refresh_from_db()
-    assert order.status == Order.Status.DELIVERED
+    assert order.status == Order.Status.REVISION_REQUESTED
 
 
 @pytest.mark.parametrize("rating", ["0", "6", "", "five"])
