@@ -23,6 +23,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from inbox.models import MAX_ROW_ID, Message
+from marketplace.accounts.selectors import away_periods_between
 from marketplace.errors import InvalidInput, NotFound
 
 from .models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
@@ -249,6 +250,18 @@ def request_mismatches(*, seller, budget: Decimal, deadline: date, today: date |
         reasons.append(
             f"Your deadline leaves {days} day{'s' if days != 1 else ''}; "
             f"{seller.profile.display_name}'s fastest delivery takes {terms['fastest']} days."
+        )
+        return reasons
+    window = [today + timedelta(days=offset) for offset in range(days)]
+    away = away_periods_between(user=seller, first_day=today, last_day=deadline - timedelta(days=1))
+    away_days = {day for day in window for period in away if period.starts_on <= day <= period.ends_on}
+    working_days = days - len(away_days)
+    if away and working_days < terms["fastest"]:
+        first, last = min(away_days), max(away_days)
+        reasons.append(
+            f"{seller.profile.display_name} is away from {first:%b %-d} to {last:%b %-d}, which leaves "
+            f"{working_days} day{'s' if working_days != 1 else ''} before your deadline; their fastest "
+            f"delivery takes {terms['fastest']} days."
         )
     return reasons
 

@@ -95,3 +95,25 @@ class ApiToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None and self.expires_at > django_timezone.now()
+
+
+class AwayPeriod(models.Model):
+    """A seller's "Set availability": away from one date to another, with a message for buyers.
+    Dates are the seller's own calendar days (their profile time zone)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="away_periods")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    message = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=django_timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(ends_on__gte=models.F("starts_on")), name="away_period_ordered"
+            )
+        ]
+        indexes = [models.Index(fields=["user", "ends_on"], name="away_until")]
+
+    def __str__(self):
+        return f"{self.user} away {self.starts_on} to {self.ends_on}"

@@ -2,7 +2,7 @@
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from marketplace.errors import Conflict, InvalidInput
 
-from .models import ApiToken, Profile, User, validate_timezone_name
+from .models import ApiToken, AwayPeriod, Profile, User, validate_timezone_name
 from .signals import access_revoked
 
 VERIFY_EMAIL_SALT = "accounts.verify-email"
@@ -122,6 +122,32 @@ def update_inbox_preferences(
         profile.reading_language = reading_language
     profile.save(update_fields=["enter_sends", "reading_language"])
     return profile
+
+
+AWAY_MAX_DAYS = 365
+
+
+def set_away(*, user: User, starts_on, ends_on, message: str = "") -> AwayPeriod:
+    """Record that a seller is away between two dates (inclusive), replacing any period that
+    overlaps it. Buyers can still write; the dates explain the wait."""
+    if not isinstance(starts_on, date) or not isinstance(ends_on, date):
+        raise InvalidInput("Give the first and last day away as dates.", code="invalid_dates")
+    if ends_on < starts_on:
+        raise InvalidInput("The last day away comes after the first.", code="invalid_dates")
+    if (ends_on - starts_on).days > AWAY_MAX_DAYS:
+        raise InvalidInput(f"An away period lasts at most {AWAY_MAX_DAYS} days.", code="invalid_dates")
+    if not isinstance(message, str) or len(message) > 300 or "\x00" in message:
+        raise InvalidInput("The away message is at most 300 characters.", code="invalid_message")
+    with transaction.atomic():
+        AwayPeriod.objects.filter(user=user, starts_on__lte=ends_on, ends_on__gte=starts_on).delete()
+        return AwayPeriod.objects.create(
+            user=user, starts_on=starts_on, ends_on=ends_on, message=message.strip()
+        )
+
+
+def end_away(*, user: User) -> None:
+    """Back earlier than planned: remove the current and future away periods."""
+    AwayPeriod.objects.filter(user=user, ends_on__gte=timezone.localdate()).delete()
 
 
 def email_verification_token(*, user: User) -> str:

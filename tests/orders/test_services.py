@@ -16,6 +16,7 @@ from inbox.models import Block, Conversation, Event, Membership, Message
 from inbox.payloads import iso_timestamp
 from inbox.services import block_user, get_or_create_conversation, send_message
 from marketplace.accounts.models import User
+from marketplace.accounts.services import set_away
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from orders import selectors, services
 from orders.models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
@@ -1194,6 +1195,35 @@ def test_a_deadline_shorter_than_the_fastest_delivery_is_named(seller):
     ]
     assert mismatches(seller, 500, 1) == [
         "Your deadline leaves 1 day; Sam Seller's fastest delivery takes 3 days."
+    ]
+
+
+def test_time_away_before_the_deadline_counts_against_the_delivery(seller):
+    gigs_for(seller, (60, 3))
+    set_away(user=seller, starts_on=TODAY + timedelta(days=1), ends_on=TODAY + timedelta(days=5))
+
+    # 8 days to the deadline, 5 of them away: 3 left, enough for a 3-day delivery.
+    assert mismatches(seller, 500, 8) == []
+    # 7 days, 5 away: 2 left.
+    assert mismatches(seller, 500, 7) == [
+        "Sam Seller is away from Jun 4 to Jun 8, which leaves 2 days before your deadline; "
+        "their fastest delivery takes 3 days."
+    ]
+    # A deadline far enough away leaves plenty of days around the absence.
+    assert mismatches(seller, 500, 30) == []
+
+
+def test_an_away_period_is_checked_and_replaces_one_it_overlaps(seller):
+    with pytest.raises(InvalidInput):
+        set_away(user=seller, starts_on=TODAY, ends_on=TODAY - timedelta(days=1))
+    with pytest.raises(InvalidInput):
+        set_away(user=seller, starts_on=TODAY, ends_on=TODAY + timedelta(days=400))
+    set_away(user=seller, starts_on=TODAY, ends_on=TODAY + timedelta(days=3))
+    set_away(
+        user=seller, starts_on=TODAY + timedelta(days=2), ends_on=TODAY + timedelta(days=9), message="Holiday"
+    )
+    assert list(seller.away_periods.values_list("ends_on", "message")) == [
+        (TODAY + timedelta(days=9), "Holiday")
     ]
 
 
