@@ -38,7 +38,10 @@ class MessageOut(Schema):
     conversation_id: int
     sender: str = Field(description="Username of the author")
     body: str = Field(description="Empty when the message was deleted")
-    status: str = Field(description="visible, held or rejected")
+    status: str = Field(description="visible, held (waiting for a moderator) or rejected")
+    moderation_reason: str | None = Field(
+        description="Why it is held or rejected (only its sender sees these)"
+    )
     client_id: UUID
     created_at: datetime
     edited_at: datetime | None

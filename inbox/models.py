@@ -99,6 +99,10 @@ class Message(models.Model):
     )
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TEXT)
+    moderation_reason = models.CharField(
+        max_length=500, blank=True, help_text="Told to the sender when held or rejected"
+    )
+    moderation_findings = models.JSONField(default=list, blank=True)
     order = models.ForeignKey(
         "orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages",
         help_text="The order this message is about; shown with the order's number",

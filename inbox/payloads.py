@@ -46,6 +46,10 @@ def message_payload(message: Message) -> dict:
         "sender": message.sender.username,
         "body": "" if message.is_deleted else message.body,
         "status": message.status,
+        # Only a held or refused message has a reason, and only its sender ever receives those.
+        "moderation_reason": message.moderation_reason or None
+        if message.status != Message.Status.VISIBLE
+        else None,
         "client_id": str(message.client_id),
         "created_at": iso_timestamp(message.created_at),
         "edited_at": iso_timestamp(message.edited_at),

@@ -278,7 +278,7 @@ def message_for_user(*, user, message_id) -> Message:
         raise NotFound("Message not found.")
     message = (
         Message.objects.select_related("sender", "conversation", "reply_to__sender", "order")
-        .filter(pk=message_id, conversation__memberships__user=user)
+        .filter(visible_to(user.pk), pk=message_id, conversation__memberships__user=user)
         .first()
     )
     if message is None:
@@ -297,6 +297,11 @@ def other_last_read_message_id(*, membership: Membership) -> int | None:
     )
 
 
+def visible_to(user_id) -> Q:
+    """Messages a participant sees: every visible one, and their own held or refused ones."""
+    return Q(status=Message.Status.VISIBLE) | Q(sender_id=user_id)
+
+
 def thread_page(
     *,
     membership: Membership,
@@ -310,8 +315,10 @@ def thread_page(
     (a search result opened), the page that holds that message, at most `limit // 2` newer
     messages after it, or NotFound when it is not in this conversation."""
     limit = _clamp_limit(limit, default=50, maximum=200)
-    messages = Message.objects.filter(conversation_id=membership.conversation_id).select_related(
-        "sender", "reply_to__sender", "order"
+    messages = (
+        Message.objects.filter(conversation_id=membership.conversation_id)
+        .filter(visible_to(membership.user_id))
+        .select_related("sender", "reply_to__sender", "order")
     )
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by("id")[:limit])

@@ -18,6 +18,7 @@ urlpatterns = [
     path("actions/", views.file_conversations, name="actions"),
     path("<int:conversation_id>/block/", views.block, name="block"),
     path("<int:conversation_id>/unblock/", views.unblock, name="unblock"),
+    path("<int:conversation_id>/report/", views.report, name="report"),
     path("<int:conversation_id>/draft/", views.save_draft, name="draft"),
     path("<int:conversation_id>/orders/", views.order_history, name="order-history"),
     path("preferences/", views.preferences, name="preferences"),

@@ -14,6 +14,8 @@ from django.views.decorators.http import require_GET, require_POST
 from marketplace.accounts.selectors import public_profile
 from marketplace.accounts.services import update_inbox_preferences
 from marketplace.errors import DomainError, InvalidInput, NotFound
+from moderation import services as moderation_services
+from moderation.models import Report
 from orders import selectors as orders_selectors
 
 from . import selectors, services
@@ -240,6 +242,7 @@ def inbox(request, conversation_id=None):
     context = {
         **_list_context(request, active_id=conversation_id),
         "active": active,
+        "report_reasons": Report.Reason.choices,
         "event_cursor": selectors.head_cursor(user_id=user.pk),
         "enter_sends": user.profile.enter_sends,
     }
@@ -480,6 +483,76 @@ def unblock(request, conversation_id):
     services.unblock_user(blocker=request.user, blocked=other)
     return _page_result(
         request, fallback=_page_path(conversation_id), done=f"You unblocked {other.profile.display_name}."
+    )
+
+
+# --- reports: a conversation, or a message of the other person, to the moderators -------------
+
+REPORT_DONE = "Thanks: your report was sent to the moderators."
+
+
+def _reported_message(request, membership, raw_id):
+    """The message a report is about (one of the conversation's, as this user sees it), or None."""
+    if not raw_id:
+        return None
+    try:
+        message = selectors.message_for_user(user=request.user, message_id=_parse_row_id(raw_id) or 0)
+    except NotFound:
+        raise Http404("Message not found") from None
+    if message.conversation_id != membership.conversation_id:
+        raise Http404("Message not found")
+    return message
+
+
+def _report_page(request, membership, *, message, values, error="", status=200):
+    context = {
+        "active": membership,
+        "reported_message": message,
+        "report_reasons": Report.Reason.choices,
+        "values": values,
+        "error": error,
+        "next": _next_url(request, _page_path(membership.conversation_id)),
+    }
+    return render(request, "inbox/report.html", context, status=status)
+
+
+@login_required
+def report(request, conversation_id):
+    """Report the conversation, or one message of the other person in it (?message=<id>):
+    a reason and a note. Reporting spam also moves the conversation to Spam."""
+    membership = _membership_or_404(request, conversation_id, details=True)
+    if request.method != "POST":
+        message = _reported_message(request, membership, request.GET.get("message"))
+        return _report_page(request, membership, message=message, values={"reason": "", "note": ""})
+    message = _reported_message(request, membership, request.POST.get("message_id"))
+    values = {"reason": request.POST.get("reason", ""), "note": request.POST.get("note", "")}
+    fallback = _page_path(membership.conversation_id)
+    try:
+        moderation_services.report(
+            reporter=request.user,
+            conversation=membership.conversation,
+            reason=values["reason"],
+            note=values["note"],
+            message=message,
+        )
+    except NotFound:
+        raise Http404("Conversation not found") from None
+    except DomainError as exc:
+        if _wants_json(request):
+            return _error_json(exc)
+        return _report_page(
+            request, membership, message=message, values=values, error=exc.detail, status=exc.status
+        )
+    done = REPORT_DONE
+    if values["reason"] == Report.Reason.SPAM:
+        done += " The conversation moved to Spam."
+    membership.refresh_from_db()
+    selectors.attach_label_ids([membership])
+    return _page_result(
+        request,
+        fallback=fallback,
+        done=done,
+        conversations=[membership_state(membership, label_ids=membership.label_ids)],
     )
 
 

@@ -86,4 +86,5 @@ def on_not_found(request, exc):
 
 api.add_router("/", "marketplace.accounts.api.router")
 api.add_router("/", "inbox.api.router")
+api.add_router("/", "moderation.api.router")
 api.add_router("/", "orders.api.router")

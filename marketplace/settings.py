@@ -208,6 +208,42 @@ if not DEBUG:
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=3600)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
 
+# --- Moderation: scanners by dotted path; the strongest finding decides.
+MODERATION_SCANNERS = env.list(
+    "MODERATION_SCANNERS",
+    default=[
+        "moderation.scanners.contact_details",
+        "moderation.scanners.off_platform",
+        "moderation.scanners.spam",
+    ],
+)
+MODERATION_HOLD_SCORE = 0.5
+MODERATION_REJECT_SCORE = 1.0
+# Messaging limit: new people a user may write to per hour (stricter for new accounts).
+MODERATION_NEW_CONTACTS_PER_HOUR = env.int("MODERATION_NEW_CONTACTS_PER_HOUR", default=10)
+MODERATION_NEW_ACCOUNT_NEW_CONTACTS_PER_HOUR = env.int(
+    "MODERATION_NEW_ACCOUNT_NEW_CONTACTS_PER_HOUR", default=3
+)
+MODERATION_NEW_ACCOUNT_DAYS = env.int("MODERATION_NEW_ACCOUNT_DAYS", default=3)
+# What reaching the limit again brings, step by step, within MODERATION_LADDER_DAYS; admins lift steps.
+# "suspension:72" is 72 hours; a bare "suspension" is permanent.
+MODERATION_LIMIT_LADDER = env.list(
+    "MODERATION_LIMIT_LADDER", default=["notice", "warning", "suspension:72", "suspension"]
+)
+MODERATION_LADDER_DAYS = env.int("MODERATION_LADDER_DAYS", default=30)
+# Regions whose national formats the phone scanner reads numbers without a country code in.
+MODERATION_PHONE_REGIONS = env.list(
+    "MODERATION_PHONE_REGIONS", default=["US", "GB", "FR", "DE", "ES", "IT", "IN", "NG", "BR", "AU"]
+)
+# Spam: the same text (names and digits aside) to more than N people within the window is held.
+MODERATION_BLAST_RECIPIENTS = env.int("MODERATION_BLAST_RECIPIENTS", default=5)
+MODERATION_BLAST_WINDOW_SECONDS = env.int("MODERATION_BLAST_WINDOW_SECONDS", default=3600)
+MODERATION_BLAST_MIN_LENGTH = 40
+MODERATION_MAX_LINKS = env.int("MODERATION_MAX_LINKS", default=4)
+# New accounts sending more than N messages within the window are held.
+MODERATION_NEW_ACCOUNT_BURST = env.int("MODERATION_NEW_ACCOUNT_BURST", default=20)
+MODERATION_BURST_WINDOW_SECONDS = 600
+
 # --- Product rules
 MESSAGE_MAX_LENGTH = env.int("MESSAGE_MAX_LENGTH", default=5000)
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)

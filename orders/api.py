@@ -253,7 +253,7 @@ def _order_out(user, number: str, *, messages: bool = False) -> dict:
     selectors.attach_order_details([order])
     payload = order_payload(order)
     if messages:
-        payload["messages"] = [message_payload(m) for m in selectors.order_messages(order=order)]
+        payload["messages"] = [message_payload(m) for m in selectors.order_messages(order=order, viewer=user)]
     return payload
 
 

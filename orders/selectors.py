@@ -23,6 +23,7 @@ from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from inbox.models import MAX_ROW_ID, Message
+from inbox.selectors import visible_to
 from marketplace.accounts.selectors import away_periods_between
 from marketplace.errors import InvalidInput, NotFound
 
@@ -165,10 +166,10 @@ def order_timeline(*, order: Order):
     return list(order.events.select_related("actor__profile").order_by("created_at", "id"))
 
 
-def order_messages(*, order: Order, limit: int = 200) -> list[Message]:
-    """The conversation's messages about this order, oldest first."""
+def order_messages(*, order: Order, viewer, limit: int = 200) -> list[Message]:
+    """The conversation's messages about this order that `viewer` sees, oldest first."""
     rows = (
-        Message.objects.filter(order=order)
+        Message.objects.filter(visible_to(viewer.pk), order=order)
         .select_related("sender", "reply_to__sender", "order")
         .order_by("-id")[:limit]
     )

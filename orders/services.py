@@ -19,6 +19,7 @@ from inbox.models import Conversation, Message
 from inbox.payloads import iso_timestamp
 from inbox.services import get_or_create_conversation, post_card_message, update_card
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
+from moderation.scanning import screen
 
 from .models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 
@@ -153,6 +154,7 @@ def send_request(*, buyer, seller, description: str, budget, deadline: date) -> 
     if not seller.profile.is_seller:
         raise InvalidInput(f"{seller.profile.display_name} is not a seller.", code="not_a_seller")
     description = clean_text(description, what="What you need")
+    screen(description, sender=buyer, recipient=seller, what="Your request")
     budget = clean_price(budget, what="The budget")
     today = timezone.localdate()
     if not isinstance(deadline, date) or isinstance(deadline, datetime):
@@ -234,6 +236,7 @@ def create_offer(
         code="invalid_expiry",
     )
     description = clean_text(description, what="The offer's description")
+    screen(f"{title}\n{description}", sender=seller, recipient=buyer, what="Your offer")
     offer = CustomOffer(
         seller=seller,
         buyer=buyer,
@@ -451,6 +454,7 @@ def submit_requirements(*, buyer, order: Order, requirements: str) -> Order:
             requirements=requirements,
             requirements_submitted_at=timezone.now(),
         )
+        screen(requirements, sender=buyer, recipient=order.seller, what="Your requirements")
         _record(
             order,
             actor=buyer,
@@ -472,6 +476,7 @@ def deliver_order(*, seller, order: Order, message: str) -> Order:
             to_status=Order.Status.DELIVERED,
             delivered_at=timezone.now(),
         )
+        screen(message, sender=seller, recipient=order.buyer, what="Your delivery")
         _record(
             order, actor=seller, kind=OrderEvent.Kind.DELIVERED, text=f"Delivered #{order.number}:\n{message}"
         )
@@ -500,6 +505,7 @@ def request_revision(*, buyer, order: Order, reason: str) -> Order:
             to_status=Order.Status.REVISION_REQUESTED,
             revisions_used=current.revisions_used + 1,
         )
+        screen(reason, sender=buyer, recipient=order.seller, what="Your revision request")
         _record(
             order,
             actor=buyer,
@@ -540,6 +546,8 @@ def cancel_order(*, user, order: Order, reason: str) -> Order:
             to_status=Order.Status.CANCELLED,
             cancelled_at=timezone.now(),
         )
+        other = order.buyer if role == "seller" else order.seller
+        screen(reason, sender=user, recipient=other, what="Your message")
         _record(
             order,
             actor=user,

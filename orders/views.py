@@ -674,7 +674,7 @@ def _order_page(request, order: Order, *, forms=None, status=200):
     context = {
         **_order_panel_context(request, order, forms=forms),
         "active": membership,
-        "thread_messages": selectors.order_messages(order=order),
+        "thread_messages": selectors.order_messages(order=order, viewer=request.user),
         "event_cursor": inbox_selectors.head_cursor(user_id=request.user.pk),
         "enter_sends": request.user.profile.enter_sends,
         "other_online": membership.other_user_id in online_user_ids([membership.other_user_id]),
@@ -698,12 +698,12 @@ def order_panel(request, number):
     return render(request, "orders/_order_panel.html", _order_panel_context(request, order))
 
 
-def _order_messages_after(order: Order, after) -> list:
+def _order_messages_after(order: Order, after, viewer) -> list:
     try:
         after = int(after)
     except (TypeError, ValueError):
         after = 0
-    return [message for message in selectors.order_messages(order=order) if message.pk > after]
+    return [message for message in selectors.order_messages(order=order, viewer=viewer) if message.pk > after]
 
 
 @login_required
@@ -712,7 +712,7 @@ def order_messages(request, number):
     """The order's messages after `after` (what a live order page appends)."""
     order = _order_or_404(request, number)
     membership = _order_membership(request, order)
-    messages_after = _order_messages_after(order, request.GET.get("after"))
+    messages_after = _order_messages_after(order, request.GET.get("after"), request.user)
     return render(
         request, "orders/_order_messages.html", {"thread_messages": messages_after, "active": membership}
     )
@@ -744,7 +744,7 @@ def order_send(request, number):
     except DomainError as exc:
         return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)
     after = request.POST.get("after")
-    messages_after = _order_messages_after(order, after if after else message.pk - 1)
+    messages_after = _order_messages_after(order, after if after else message.pk - 1, request.user)
     return render(
         request, "orders/_order_messages.html", {"thread_messages": messages_after, "active": membership}
     )

@@ -15,6 +15,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
+from moderation import rules as moderation_rules
+from moderation.scanning import HOLD, REJECT, Verdict
+from moderation.scanning import scan as moderation_scan
 
 from ..events import append_events, push_ephemeral
 from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
@@ -84,7 +87,9 @@ def start_conversation(
     ensure_can_send(sender)
     recipient = (
         # No username holds a NUL, and PostgreSQL refuses one even in a lookup.
-        User.objects.filter(username__iexact=recipient_username, is_active=True).first()
+        User.objects.select_related("profile")
+        .filter(username__iexact=recipient_username, is_active=True)
+        .first()
         if "\x00" not in recipient_username
         else None
     )
@@ -101,10 +106,15 @@ def start_conversation(
                     code="client_id_reused",
                 )
             return replayed.conversation, replayed, False
+    existing = Conversation.objects.filter(
+        user_low_id=min(sender.pk, recipient.pk), user_high_id=max(sender.pk, recipient.pk)
+    ).first()
+    moderation_rules.ensure_may_write(sender=sender, recipient=recipient, conversation=existing)
+    verdict = moderation_scan(body, sender=sender, recipient=recipient)
     with transaction.atomic():  # a conversation is never left behind without its first message
         conversation = get_or_create_conversation(user=sender, other_user=recipient)
-        message, created = send_message(
-            sender=sender, conversation=conversation, body=body, client_id=client_id
+        message, created = _send(
+            sender=sender, conversation=conversation, body=body, client_id=client_id, verdict=verdict
         )
     return conversation, message, created
 
@@ -130,6 +140,42 @@ def send_message(
     existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
     if existing is not None:
         return existing, False
+    recipient = _other_participant(conversation, sender)
+    moderation_rules.ensure_may_write(sender=sender, recipient=recipient, conversation=conversation)
+    verdict = moderation_scan(body, sender=sender, recipient=recipient)
+    return _send(
+        sender=sender,
+        conversation=conversation,
+        body=body,
+        client_id=client_id,
+        reply_to_id=reply_to_id,
+        order=order,
+        verdict=verdict,
+    )
+
+
+def _other_participant(conversation: Conversation, user):
+    if user.pk not in (conversation.user_low_id, conversation.user_high_id):
+        raise NotFound("Conversation not found.")
+    other_id = conversation.user_high_id if conversation.user_low_id == user.pk else conversation.user_low_id
+    return User.objects.select_related("profile").get(pk=other_id)
+
+
+def _send(
+    *,
+    sender,
+    conversation: Conversation,
+    body: str,
+    client_id: uuid.UUID | None,
+    verdict: Verdict,
+    reply_to_id: int | None = None,
+    order=None,
+) -> tuple[Message, bool]:
+    """Store a message whose sender may write and whose text was scanned."""
+    client_id = client_id or uuid.uuid4()
+    existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
+    if existing is not None:
+        return existing, False
     reply_to = _reply_target(conversation=conversation, reply_to_id=reply_to_id)
     try:
         with transaction.atomic():
@@ -140,6 +186,7 @@ def send_message(
                 client_id=client_id,
                 reply_to=reply_to,
                 order=order,
+                verdict=verdict,
             )
     except IntegrityError:
         existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
@@ -197,15 +244,9 @@ def _store_message(
     order=None,
     card: dict | None = None,
     flags: tuple[str, ...] = (),
+    verdict: Verdict | None = None,
 ) -> Message:
-    # Lock both memberships first (in user order): sends into one conversation serialise here,
-    # so message ids in a thread are committed in order.
-    memberships = list(
-        Membership.objects.select_for_update(of=("self",))
-        .select_related("user")
-        .filter(conversation=conversation)
-        .order_by("user_id")
-    )
+    memberships = _lock_memberships(conversation)
     by_user = {m.user_id: m for m in memberships}
     if sender.pk not in by_user:
         raise NotFound("Conversation not found.")
@@ -224,6 +265,8 @@ def _store_message(
         )
     else:
         order_id = order.pk
+    verdict = verdict or Verdict()
+    new_contact = moderation_rules.is_new_contact(conversation)
     message = Message.objects.create(
         conversation=conversation,
         sender=sender,
@@ -234,15 +277,77 @@ def _store_message(
         kind=kind,
         order_id=order_id,
         card=card or {},
+        status={HOLD: Message.Status.HELD, REJECT: Message.Status.REJECTED}.get(
+            verdict.action, Message.Status.VISIBLE
+        ),
+        moderation_reason=verdict.reason[:500],
+        moderation_findings=[finding.as_dict() for finding in verdict.findings],
     )
-    Conversation.objects.filter(pk=conversation.pk).update(last_message=message, last_message_at=now)
-    conversation.last_message, conversation.last_message_at = message, now
-
+    if new_contact and message.status != Message.Status.REJECTED:
+        transaction.on_commit(lambda: moderation_rules.count_new_contact(sender))
     sender_membership = by_user[sender.pk]
-    sender_membership.unread_count = 0
-    sender_membership.last_read_message_id = message.pk
     sender_membership.draft, sender_membership.draft_updated_at = "", now
-    recipient_membership.unread_count += 1
+    if message.status != Message.Status.VISIBLE:
+        # Held or rejected: only its sender knows of it, until a moderator approves it.
+        Membership.objects.filter(pk=sender_membership.pk).update(draft="", draft_updated_at=now)
+        append_events(
+            [
+                (
+                    sender.pk,
+                    "message.created",
+                    {
+                        "conversation_id": conversation.pk,
+                        "unread_count": sender_membership.unread_count,
+                        "message": message_payload(message),
+                    },
+                )
+            ]
+        )
+        return message
+    _deliver(message=message, memberships=memberships, flags=flags)
+    return message
+
+
+def _lock_memberships(conversation) -> list[Membership]:
+    """Both memberships, locked in user order: writes into one conversation serialise here, so
+    message ids in a thread are committed in order."""
+    return list(
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
+        .filter(conversation_id=conversation.pk)
+        .order_by("user_id")
+    )
+
+
+def _deliver(
+    *, message: Message, memberships: list[Membership], flags: tuple[str, ...] = (), approved: bool = False
+) -> None:
+    """Make a visible message count for both people: the conversation's last message, the
+    recipient's unread count, both lists' order, and message.created for both."""
+    now = timezone.now()
+    conversation_id = message.conversation_id
+    latest_id = (
+        Conversation.objects.filter(pk=conversation_id).values_list("last_message_id", flat=True).first()
+    )
+    if latest_id is None or message.pk > latest_id:
+        Conversation.objects.filter(pk=conversation_id).update(last_message=message, last_message_at=now)
+    sender_membership = next(m for m in memberships if m.user_id == message.sender_id)
+    recipient_membership = next(m for m in memberships if m.user_id != message.sender_id)
+    sender_membership.unread_count = 0
+    sender_membership.last_read_message_id = max(message.pk, sender_membership.last_read_message_id or 0)
+    sender_membership.draft, sender_membership.draft_updated_at = "", now
+    if message.pk <= (recipient_membership.last_read_message_id or 0):
+        # Approved after the recipient read past it: it is unread again, from there on.
+        recipient_membership.last_read_message_id = message.pk - 1
+        recipient_membership.unread_count = (
+            Message.objects.filter(
+                conversation_id=conversation_id, pk__gte=message.pk, status=Message.Status.VISIBLE
+            )
+            .exclude(sender_id=recipient_membership.user_id)
+            .count()
+        )
+    else:
+        recipient_membership.unread_count += 1
     for membership in memberships:
         # A new message brings the conversation back from Archived, or from a user's deletion.
         membership.last_message_at = now
@@ -254,19 +359,42 @@ def _store_message(
         ["unread_count", "last_read_message_id", "last_message_at", "archived_at", "deleted_at", "draft",
          "draft_updated_at", *flags],
     )  # fmt: skip
-
     payload = message_payload(message)
     append_events(
         [
             (
                 m.user_id,
-                "message.created",
-                {"conversation_id": conversation.pk, "unread_count": m.unread_count, "message": payload},
+                # The sender of an approved message already shows it (as under review).
+                "message.updated" if approved and m.user_id == message.sender_id else "message.created",
+                {"conversation_id": conversation_id, "unread_count": m.unread_count, "message": payload},
             )
             for m in memberships
         ]
     )
+
+
+def deliver_approved_message(*, message: Message) -> Message:
+    """A held message a moderator approved: it reaches the recipient as a normal new message,
+    and its sender's copy turns visible. Call inside the approving transaction."""
+    memberships = _lock_memberships(message.conversation)
+    message = Message.objects.select_related("sender", "conversation", "reply_to__sender", "order").get(
+        pk=message.pk
+    )
+    _deliver(message=message, memberships=memberships, approved=True)
     return message
+
+
+def announce_moderation_outcome(*, message: Message) -> None:
+    """Tell the sender what became of their held message (rejected, with the reason)."""
+    append_events(
+        [
+            (
+                message.sender_id,
+                "message.updated",
+                {"conversation_id": message.conversation_id, "message": message_payload(message)},
+            )
+        ]
+    )
 
 
 def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None = None) -> Membership:
@@ -293,7 +421,11 @@ def mark_read(*, user, conversation: Conversation, up_to_message_id: int | None 
         unread_after = (
             0
             if target >= latest_id
-            else Message.objects.filter(conversation=conversation, pk__gt=target).exclude(sender=user).count()
+            else Message.objects.filter(
+                conversation=conversation, pk__gt=target, status=Message.Status.VISIBLE
+            )
+            .exclude(sender=user)
+            .count()
         )
         mine.last_read_message_id = target
         mine.unread_count = unread_after
@@ -348,6 +480,7 @@ def post_card_message(
     if kind not in Message.Kind.values or kind == Message.Kind.TEXT:
         raise ValueError(f"not a card kind: {kind}")
     ensure_can_send(sender)
+    moderation_rules.ensure_not_suspended(sender)
     return _store_message(
         sender=sender,
         conversation=conversation,
@@ -391,10 +524,15 @@ def _own_message_in_window(*, user, message: Message, verb: str) -> None:
 
 def _announce_message_change(message: Message) -> None:
     payload = message_payload(message)
+    audience = (
+        (message.conversation.user_low_id, message.conversation.user_high_id)
+        if message.status == Message.Status.VISIBLE
+        else (message.sender_id,)  # held or rejected: the recipient never had it
+    )
     append_events(
         [
             (user_id, "message.updated", {"conversation_id": message.conversation_id, "message": payload})
-            for user_id in (message.conversation.user_low_id, message.conversation.user_high_id)
+            for user_id in audience
         ]
     )
 
@@ -403,6 +541,9 @@ def edit_message(*, user, message: Message, body: str) -> Message:
     """Change your own message's text within EDIT_WINDOW of sending it (an edit does not extend
     the window). The previous text is kept for admins."""
     validate_message_body(body)
+    moderation_rules.ensure_not_suspended(user)
+    recipient = _other_participant(message.conversation, user)
+    verdict = moderation_scan(body, sender=user, recipient=recipient)
     with transaction.atomic():
         message = (
             Message.objects.select_for_update(no_key=True, of=("self",))
@@ -410,8 +551,12 @@ def edit_message(*, user, message: Message, body: str) -> Message:
             .get(pk=message.pk)
         )
         _own_message_in_window(user=user, message=message, verb="edit")
+        if message.status != Message.Status.VISIBLE:
+            raise Conflict("A message under review or refused cannot be edited.", code="message_not_visible")
         if body == message.body:
             return message
+        if not verdict.allowed:
+            raise Forbidden(f"This edit was not saved. {verdict.rule}", code="edit_refused")
         MessageRevision.objects.create(message=message, body=message.body, change="edit")
         message.body, message.edited_at = body, timezone.now()
         message.save(update_fields=["body", "edited_at"])
@@ -441,7 +586,8 @@ def delete_message(*, user, message: Message) -> Message:
         recipient = Membership.objects.select_for_update().get(
             conversation_id=message.conversation_id, user_id=recipient_id
         )
-        if recipient.unread_count and message.pk > (recipient.last_read_message_id or 0):
+        visible = message.status == Message.Status.VISIBLE
+        if visible and recipient.unread_count and message.pk > (recipient.last_read_message_id or 0):
             recipient.unread_count -= 1
             recipient.save(update_fields=["unread_count"])
         _announce_message_change(message)

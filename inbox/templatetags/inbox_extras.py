@@ -16,10 +16,13 @@ DEFAULT_LABEL_COLOR = "#6b7280"
 @register.filter
 def edit_seconds_left(message, user) -> int:
     """Seconds during which `user` may still edit or delete `message` (0: not theirs, deleted,
-    or too late, or a card: offers, requests, calls and order updates never change by hand).
+    or too late, or a card: offers, requests, calls and order updates never change by hand; or
+    held or refused by moderation).
     The page hides the buttons when it reaches 0; the service decides anyway."""
     if message.sender_id != getattr(user, "pk", None) or message.is_deleted or message.kind != "text":
         return 0
+    if message.status != "visible":
+        return 0  # under review or refused: it cannot change (the service refuses too)
     left = (message.created_at + services.EDIT_WINDOW - timezone.now()).total_seconds()
     return max(0, int(left))
 

@@ -28,6 +28,7 @@ class ProfileOut(Schema):
     languages: list[str]
     enter_sends: bool
     reading_language: str
+    accepts_new_sellers: bool
 
 
 class PreferencesIn(Schema):
@@ -35,6 +36,9 @@ class PreferencesIn(Schema):
         None, description="true: Enter sends, Shift+Enter new line; false: reverse"
     )
     reading_language: str | None = Field(None, max_length=8, description="ISO 639-1, e.g. en, es, fr")
+    accepts_new_sellers: bool | None = Field(
+        None, description="Buyers: false refuses messages from sellers you have not contacted"
+    )
 
 
 class MeOut(Schema):
@@ -84,6 +88,7 @@ def _me(user) -> dict:
             "languages": profile.languages,
             "enter_sends": profile.enter_sends,
             "reading_language": profile.reading_language,
+            "accepts_new_sellers": profile.accepts_new_sellers,
         },
     }
 
@@ -95,9 +100,13 @@ def me(request):
 
 @router.patch("/me", response=MeOut)
 def update_preferences(request, payload: PreferencesIn):
-    """Inbox preferences: the Enter key, the reading language for translations."""
+    """Inbox preferences: the Enter key, the reading language for translations, and (buyers)
+    whether sellers you have not contacted may write to you."""
     update_inbox_preferences(
-        user=request.user, enter_sends=payload.enter_sends, reading_language=payload.reading_language
+        user=request.user,
+        enter_sends=payload.enter_sends,
+        reading_language=payload.reading_language,
+        accepts_new_sellers=payload.accepts_new_sellers,
     )
     request.user.profile.refresh_from_db()
     return _me(request.user)

@@ -30,3 +30,9 @@ class ProfileForm(forms.Form):
     languages = forms.CharField(
         max_length=400, required=False, help_text="Comma-separated, e.g. English, French"
     )
+    # Buyers only (the view drops it for sellers): the cold-messaging switch of moderation.rules.
+    accepts_new_sellers = forms.BooleanField(
+        required=False,
+        label="Let sellers I have not contacted write to me (when we have an order)",
+        help_text="Off: only sellers you wrote to first can message you.",
+    )

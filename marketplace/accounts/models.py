@@ -54,6 +54,10 @@ class Profile(models.Model):
     enter_sends = models.BooleanField(
         default=True, help_text="Enter sends and Shift+Enter makes a new line; off: the other way round"
     )
+    accepts_new_sellers = models.BooleanField(
+        default=True,
+        help_text="Buyers: sellers they have not contacted may write to them (where an order allows it)",
+    )
     reading_language = models.CharField(
         max_length=8, default="en", help_text="Language received messages are translated into (ISO 639-1)"
     )

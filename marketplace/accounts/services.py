@@ -74,8 +74,17 @@ def grant_staff(*, user: User, superuser: bool = True) -> None:
 
 
 def update_profile(
-    *, user: User, display_name: str, timezone_name: str, languages: list[str], role: str, headline: str = ""
+    *,
+    user: User,
+    display_name: str,
+    timezone_name: str,
+    languages: list[str],
+    role: str,
+    headline: str = "",
+    accepts_new_sellers: bool | None = None,
 ) -> Profile:
+    """`accepts_new_sellers` (None: unchanged) is the buyer's switch for sellers they have not
+    contacted (moderation.rules)."""
     display_name = display_name.strip()
     if not display_name:
         raise InvalidInput("Display name cannot be empty.")
@@ -94,6 +103,10 @@ def update_profile(
     profile.languages = cleaned_languages
     profile.role = role
     profile.headline = headline.strip()[:160]
+    if accepts_new_sellers is not None:
+        if not isinstance(accepts_new_sellers, bool):
+            raise InvalidInput("accepts_new_sellers is true or false.", code="invalid_preference")
+        profile.accepts_new_sellers = accepts_new_sellers
     profile.save()
     return profile
 
@@ -105,9 +118,14 @@ READING_LANGUAGES = {
 
 
 def update_inbox_preferences(
-    *, user: User, enter_sends: bool | None = None, reading_language: str | None = None
+    *,
+    user: User,
+    enter_sends: bool | None = None,
+    reading_language: str | None = None,
+    accepts_new_sellers: bool | None = None,
 ):
-    """How the composer treats Enter, and which language received messages are translated into."""
+    """How the composer treats Enter, which language received messages are translated into,
+    and (for buyers) whether sellers they have not contacted may write to them. None: unchanged."""
     profile = user.profile
     if enter_sends is not None:
         if not isinstance(enter_sends, bool):
@@ -120,7 +138,11 @@ def update_inbox_preferences(
                 code="invalid_language",
             )
         profile.reading_language = reading_language
-    profile.save(update_fields=["enter_sends", "reading_language"])
+    if accepts_new_sellers is not None:
+        if not isinstance(accepts_new_sellers, bool):
+            raise InvalidInput("accepts_new_sellers is true or false.", code="invalid_preference")
+        profile.accepts_new_sellers = accepts_new_sellers
+    profile.save(update_fields=["enter_sends", "reading_language", "accepts_new_sellers"])
     return profile
 
 

@@ -73,8 +73,11 @@ def edit_profile(request):
         "role": profile.role,
         "timezone": profile.timezone,
         "languages": ", ".join(profile.languages),
+        "accepts_new_sellers": profile.accepts_new_sellers,
     }
     form = ProfileForm(request.POST or None, initial=initial)
+    if profile.is_seller:
+        del form.fields["accepts_new_sellers"]  # a buyer's switch
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -85,6 +88,7 @@ def edit_profile(request):
                 languages=data["languages"].split(","),
                 role=data["role"],
                 headline=data["headline"],
+                accepts_new_sellers=data.get("accepts_new_sellers"),
             )
         except DomainError as exc:
             form.add_error(None, exc.detail)

@@ -164,6 +164,38 @@ function fetchNewMessages() {
   return appendChain.then(() => added);
 }
 
+// A message older than the last one shown: a held message a moderator approved after later
+// ones were written. It goes in its place among the shown ones, before the first later one.
+function placeMessage(html) {
+  const fresh = htmlFragment(html).querySelector("li.message");
+  if (!fresh || document.getElementById(fresh.id)) return 0;
+  const id = Number(fresh.dataset.messageId);
+  const later = [...thread.querySelectorAll("li.message")].find((item) => Number(item.dataset.messageId) > id);
+  const stick = nearBottom();
+  if (later) later.before(fresh);
+  else thread.appendChild(fresh);
+  armEditWindow(fresh);
+  if (window.htmx) htmx.process(fresh);
+  updateSeen();
+  if (stick && !later) scrollToBottom();
+  return 1;
+}
+
+function fetchOlderMessage(messageId) {
+  let added = 0;
+  appendChain = appendChain
+    .then(async () => {
+      if (document.getElementById(`m-${messageId}`)) return;
+      const first = thread.querySelector("li.message");
+      // Older than everything shown while earlier messages are not loaded: "Load earlier" brings it.
+      if (first && messageId < Number(first.dataset.messageId) && thread.querySelector("li.load-earlier")) return;
+      const response = await fetch(`${messageBase}${messageId}/`, { credentials: "same-origin" });
+      if (response.ok) added = placeMessage(await response.text());
+    })
+    .catch(() => {});
+  return appendChain.then(() => added);
+}
+
 function updateSeen() {
   const marker = document.getElementById("seen-marker");
   if (!marker || !thread) return;
@@ -503,6 +535,86 @@ document.addEventListener("click", (event) => {
   if (dismiss) document.getElementById(dismiss.dataset.dismiss)?.remove();
 });
 
+// ---- Reports: the conversation, or a message of the other person ------------------------------
+
+// "Report…" in the Actions menu and "Report" under a message open the report form in a dialog
+// (without script, or without <dialog>, the links open the report page instead).
+const reportDialog = document.getElementById("report-dialog");
+
+function openReport(link) {
+  if (!reportDialog || typeof reportDialog.showModal !== "function") return false;
+  const form = reportDialog.querySelector("form");
+  form.reset();
+  const messageId = link.dataset.reportMessage || "";
+  form.querySelector("input[name=message_id]").value = messageId;
+  const about = document.getElementById("report-about");
+  const item = messageId ? document.getElementById(`m-${messageId}`) : null;
+  about.textContent = item ? `About this message: “${excerptOf(item)}”` : about.dataset.conversationText;
+  const error = document.getElementById("report-error");
+  error.textContent = "";
+  error.hidden = true;
+  link.closest("details.menu")?.removeAttribute("open");
+  reportDialog.returnFocusTo = link.closest("li.message")?.querySelector("a[data-report]") || link;
+  reportDialog.showModal();
+  form.querySelector("input[name=reason]")?.focus();
+  return true;
+}
+
+function closeReport() {
+  if (!reportDialog?.open) return;
+  reportDialog.close();
+}
+
+reportDialog?.addEventListener("close", () => {
+  const back = reportDialog.returnFocusTo;
+  if (back && document.contains(back)) back.focus();
+  else document.querySelector("#thread-actions summary")?.focus();
+});
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest?.("a[data-report]");
+  if (link && openReport(link)) {
+    event.preventDefault();
+    return;
+  }
+  if (event.target.closest?.("[data-report-cancel]")) closeReport();
+});
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.matches("form[data-report-form]") || !reportDialog?.contains(form)) return;
+  event.preventDefault();
+  const error = document.getElementById("report-error");
+  const fields = new URLSearchParams(new FormData(form));
+  if (!fields.get("reason")) {
+    error.textContent = "Choose why you are reporting it.";
+    error.hidden = false;
+    return;
+  }
+  const buttons = [...form.querySelectorAll("button")];
+  buttons.forEach((button) => (button.disabled = true));
+  let response;
+  try {
+    response = await postForm(form.getAttribute("action"), fields, { json: true });
+  } catch {
+    error.textContent = "Not sent: the connection dropped. Try again.";
+    error.hidden = false;
+    return;
+  } finally {
+    buttons.forEach((button) => (button.disabled = false));
+  }
+  if (!response.ok) {
+    error.textContent = await refusalDetail(response, `Not sent (error ${response.status}). Try again.`);
+    error.hidden = false;
+    return;
+  }
+  const result = await response.json();
+  closeReport();
+  for (const conversation of result.conversations || []) applyConversationState(conversation);
+  showNotice(result.detail || "Report sent.");
+  refreshList();
+});
+
 // ---- The inbox's panel: the order history between the two ------------------------------------
 
 let historyChain = Promise.resolve();
@@ -831,11 +943,19 @@ const handlers = {
     if (event.conversation_id !== state.conversationId) return;
     if (isUpdateOfThisOrder(event.message)) refreshOrderPanel();
     if (event.message.kind === "system") refreshOrderHistory();
+    const id = event.message.id;
+    let fetching;
+    if (thread && id && id < lastMessageId()) {
+      // Approved by a moderator after later messages: its place is further up. (The order page
+      // shows only this order's messages.)
+      const elsewhere = state.orderNumber && event.message.order?.number !== state.orderNumber;
+      fetching = elsewhere ? Promise.resolve(0) : fetchOlderMessage(id);
+    } else {
+      fetching = fetchNewMessages();
+    }
     if (event.message.sender !== state.username) {
       hideTyping();
-      fetchNewMessages().then(markReadIfVisible);
-    } else {
-      fetchNewMessages();
+      fetching.then(markReadIfVisible);
     }
   },
   "message.updated"(event) {
