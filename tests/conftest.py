@@ -118,3 +118,31 @@ async def close_sync_thread_connections():
     from django.db import connections
 
     await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def roomy_messaging_limit(settings):
+    """Tests write to many new people quickly; the limits themselves are tested in
+    tests/moderation, which sets its own (and empties the counters)."""
+    settings.MODERATION_NEW_CONTACTS_PER_HOUR = 10_000
+    settings.MODERATION_NEW_ACCOUNT_NEW_CONTACTS_PER_HOUR = 10_000
+    # Test users are all new accounts sending alike texts quickly: the spam scanner's own tests
+    # set these low again.
+    settings.MODERATION_NEW_ACCOUNT_BURST = 10_000
+    settings.MODERATION_BLAST_RECIPIENTS = 10_000
+
+
+@pytest.fixture
+def staff(user_factory):
+    """A superuser in the Django admin (moderates, sees orders and messages)."""
+    from marketplace.accounts.services import grant_staff
+
+    user = user_factory("boss", display_name="Olga Operator")
+    grant_staff(user=user)
+    return user
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client

@@ -83,6 +83,17 @@ def make_conversations(user, count: int, *, start: int = 0) -> None:
     )
 
 
+def buyer_opens_conversation(buyer, seller, body: str = "Hi, is your gig available?") -> Conversation:
+    """The conversation the buyer starts with their first message, as a buyer does: a seller may
+    write to a buyer only once the buyer wrote (or ordered; moderation.rules.ensure_may_write)."""
+    from inbox.services import start_conversation
+
+    conversation, _message, _created = start_conversation(
+        sender=buyer, recipient_username=seller.username, body=body
+    )
+    return conversation
+
+
 def make_completed_order(buyer, seller):
     """An order between the two taken all the way through, the way users do it."""
     from inbox.services import get_or_create_conversation

@@ -11,22 +11,9 @@ from django.utils import timezone
 from inbox.models import Conversation, Event, Message
 from inbox.services import send_message, start_conversation
 from marketplace.accounts.models import ApiToken, Profile, User
-from marketplace.accounts.services import grant_staff, issue_api_token
+from marketplace.accounts.services import issue_api_token
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff(user_factory):
-    user = user_factory("boss", display_name="Olga Operator")
-    grant_staff(user=user)
-    return user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 @pytest.fixture

@@ -108,6 +108,7 @@ def test_the_token_works_as_a_bearer_on_me(client, buyer):
         "languages": ["English"],
         "enter_sends": True,
         "reading_language": "en",
+        "accepts_new_sellers": True,
     }
 
 
@@ -194,3 +195,16 @@ def test_preferences_are_changed_with_patch_me_and_bad_values_change_nothing(cli
     assert refused.json()["error"] == "invalid_language"
     buyer.profile.refresh_from_db()
     assert (buyer.profile.enter_sends, buyer.profile.reading_language) == (False, "es")
+
+
+@pytest.mark.django_db
+def test_a_buyer_closes_the_door_to_new_sellers_over_the_api(client, buyer):
+    headers = bearer_headers(buyer)
+    response = client.patch(
+        "/api/v1/me", {"accepts_new_sellers": False}, content_type="application/json", **headers
+    )
+    assert response.status_code == 200
+    assert response.json()["profile"]["accepts_new_sellers"] is False
+    buyer.profile.refresh_from_db()
+    assert buyer.profile.accepts_new_sellers is False
+    assert buyer.profile.enter_sends is True  # what the request did not name is unchanged

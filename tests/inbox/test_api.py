@@ -533,9 +533,9 @@ def test_sending_to_a_closed_account_is_403(buyer, seller, conversation):
     assert Message.objects.count() == 1
 
 
-def test_an_unverified_user_cannot_reply(user_factory, seller):
-    newcomer = user_factory("newcomer", verified=False)
-    conversation, _, _ = start_conversation(sender=seller, recipient_username="newcomer", body="welcome")
+def test_an_unverified_user_cannot_reply(user_factory, buyer):
+    newcomer = user_factory("newcomer", seller=True, verified=False)
+    conversation, _, _ = start_conversation(sender=buyer, recipient_username="newcomer", body="welcome")
 
     response = Api(newcomer).post(f"/conversations/{conversation.pk}/messages", {"body": "thanks"})
 

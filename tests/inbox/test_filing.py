@@ -8,7 +8,12 @@ from django.test.utils import CaptureQueriesContext
 from inbox import selectors, services
 from inbox.models import Block, Conversation, Label, Membership, Message
 from marketplace.errors import InvalidInput
-from tests.factories import bearer_headers, make_completed_order, make_conversations
+from tests.factories import (
+    bearer_headers,
+    buyer_opens_conversation,
+    make_completed_order,
+    make_conversations,
+)
 from tests.helpers import logged_events
 
 pytestmark = pytest.mark.django_db
@@ -63,6 +68,13 @@ def say(sender, conversation, body="More") -> Message:
     return message
 
 
+def seller_writes(seller, buyer, body="Hello") -> Conversation:
+    """A conversation whose last word is the seller's (the buyer opened it: sellers do not write first)."""
+    conversation = buyer_opens_conversation(buyer, seller)
+    say(seller, conversation, body)
+    return conversation
+
+
 @pytest.fixture
 def buyer_api(buyer):
     return Api(buyer)
@@ -72,7 +84,7 @@ def buyer_api(buyer):
 
 
 def test_star_archive_and_spam_move_a_conversation_between_filters_for_me_only(buyer, seller, buyer_api):
-    conversation = talk(seller, buyer)
+    conversation = seller_writes(seller, buyer)
     assert buyer_api.ids() == [conversation.pk]
 
     assert buyer_api.act("star", conversation.pk).status_code == 200
@@ -95,7 +107,7 @@ def test_a_new_message_brings_an_archived_or_deleted_conversation_back_but_not_a
     buyer, seller, stranger, user_factory, buyer_api
 ):
     spammer = user_factory("spammer")
-    archived, deleted, spam = talk(seller, buyer), talk(stranger, buyer), talk(spammer, buyer)
+    archived, deleted, spam = seller_writes(seller, buyer), talk(stranger, buyer), talk(spammer, buyer)
     buyer_api.act("archive", archived.pk)
     buyer_api.act("delete", deleted.pk)
     buyer_api.act("report_spam", spam.pk)
@@ -127,7 +139,7 @@ def test_a_deleted_conversation_is_found_again_by_the_other_persons_name(buyer, 
 def test_needs_reply_means_the_last_word_is_theirs_whether_or_not_i_read_it(
     buyer, seller, stranger, buyer_api
 ):
-    waiting = talk(seller, buyer, "Can you send the brief?")
+    waiting = seller_writes(seller, buyer, "Can you send the brief?")
     answered = talk(stranger, buyer, "Hi")
     say(buyer, answered, "Hi, how can I help?")
     services.mark_read(user=buyer, conversation=waiting)
@@ -140,7 +152,7 @@ def test_needs_reply_means_the_last_word_is_theirs_whether_or_not_i_read_it(
 
 
 def test_filters_combine_with_the_name_search(buyer, seller, stranger, buyer_api):
-    with_seller, with_stranger = talk(seller, buyer), talk(stranger, buyer)
+    with_seller, with_stranger = seller_writes(seller, buyer), talk(stranger, buyer)
     buyer_api.act("star", with_seller.pk, with_stranger.pk)
     assert set(buyer_api.ids(filter="starred")) == {with_seller.pk, with_stranger.pk}
     assert buyer_api.ids(filter="starred", q="stan") == [with_stranger.pk]
@@ -148,7 +160,7 @@ def test_filters_combine_with_the_name_search(buyer, seller, stranger, buyer_api
 
 
 def test_counts_beside_each_filter_stay_true_as_messages_arrive(buyer, seller, stranger, buyer_api):
-    first = talk(seller, buyer)
+    first = seller_writes(seller, buyer)
     counts = buyer_api.get("/api/v1/conversations/counts").json()
     assert (counts["all"], counts["unread"], counts["needs_reply"], counts["starred"]) == (1, 1, 1, 0)
 
@@ -176,8 +188,8 @@ def test_unknown_filters_and_overlong_names_are_clear_4xx(buyer_api):
 
 
 def test_bulk_actions_are_all_or_nothing(buyer, seller, stranger, buyer_api):
-    mine = talk(seller, buyer)
-    theirs = talk(seller, stranger)
+    mine = seller_writes(seller, buyer)
+    theirs = seller_writes(seller, stranger)
     response = buyer_api.act("star", mine.pk, theirs.pk)
     assert response.status_code == 404
     assert not Membership.objects.filter(starred_at__isnull=False).exists()
@@ -187,7 +199,7 @@ def test_bulk_actions_are_all_or_nothing(buyer, seller, stranger, buyer_api):
 
 
 def test_actions_on_many_conversations_tell_my_other_tabs_and_nobody_else(buyer, seller, stranger, buyer_api):
-    first, second = talk(seller, buyer), talk(stranger, buyer)
+    first, second = seller_writes(seller, buyer), talk(stranger, buyer)
     seller_events_before = len(logged_events(seller))
 
     response = buyer_api.act("archive", first.pk, second.pk)
@@ -201,7 +213,7 @@ def test_actions_on_many_conversations_tell_my_other_tabs_and_nobody_else(buyer,
 
 
 def test_mark_unread_then_read_by_hand_leaves_the_other_persons_seen_alone(buyer, seller, buyer_api):
-    conversation = talk(seller, buyer)
+    conversation = seller_writes(seller, buyer)
     services.mark_read(user=buyer, conversation=conversation)
     seen_by_buyer = (
         Api(seller).get(f"/api/v1/conversations/{conversation.pk}").json()["other_last_read_message_id"]
@@ -222,7 +234,7 @@ def test_mark_unread_then_read_by_hand_leaves_the_other_persons_seen_alone(buyer
 def test_labels_are_created_applied_filtered_renamed_recoloured_and_deleted(
     buyer, seller, stranger, buyer_api
 ):
-    first, second = talk(seller, buyer), talk(stranger, buyer)
+    first, second = seller_writes(seller, buyer), talk(stranger, buyer)
     created = buyer_api.post("/api/v1/labels", {"name": "Logo project", "color": "#1a7f5a"})
     assert created.status_code == 201
     label = created.json()
@@ -246,7 +258,7 @@ def test_labels_are_created_applied_filtered_renamed_recoloured_and_deleted(
 
 
 def test_follow_up_is_a_label_everyone_has_and_nobody_can_change(buyer, seller, stranger):
-    conversation = talk(seller, buyer)
+    conversation = seller_writes(seller, buyer)
     follow_up = services.follow_up_label()
     Api(buyer).act("add_label", conversation.pk, label_id=follow_up.pk)
     assert Api(buyer).ids(filter="follow_up") == [conversation.pk]
@@ -287,7 +299,7 @@ def test_bad_label_input_is_refused_clearly_and_changes_nothing(buyer, buyer_api
 
 def test_someone_elses_label_is_not_found(buyer, seller, buyer_api):
     theirs = services.create_label(user=seller, name="Private")
-    conversation = talk(seller, buyer)
+    conversation = seller_writes(seller, buyer)
     assert buyer_api.patch(f"/api/v1/labels/{theirs.pk}", {"name": "Mine"}).status_code == 404
     assert buyer_api.delete(f"/api/v1/labels/{theirs.pk}").status_code == 404
     assert buyer_api.act("add_label", conversation.pk, label_id=theirs.pk).status_code == 404
@@ -298,7 +310,7 @@ def test_someone_elses_label_is_not_found(buyer, seller, buyer_api):
 
 
 def test_a_blocked_user_is_refused_with_a_reason_and_nothing_is_stored(buyer, seller, buyer_api):
-    conversation = talk(seller, buyer)
+    conversation = seller_writes(seller, buyer)
     make_completed_order(buyer, seller)
     assert buyer_api.post("/api/v1/blocks", {"username": "Seller"}).status_code == 204
     messages_before = Message.objects.count()
@@ -325,7 +337,7 @@ def test_blocking_needs_a_conversation_and_is_not_for_yourself(buyer, stranger, 
 
 
 def test_blocking_is_allowed_once_an_order_between_the_two_is_completed(buyer, seller, buyer_api):
-    talk(seller, buyer)
+    seller_writes(seller, buyer)
 
     response = buyer_api.post("/api/v1/blocks", {"username": "seller"})
 

@@ -16,11 +16,11 @@ from inbox import services
 from inbox.models import Block, Conversation, Label, Membership, MembershipLabel, Message
 from inbox.services import send_message, start_conversation
 from marketplace.accounts.models import Profile
-from tests.factories import make_completed_order, make_conversations
+from tests.factories import buyer_opens_conversation, make_completed_order, make_conversations
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-SECRET = "my phone is 555-0199, call me"
+SECRET = "the surprise is a cake shaped like a blue whale"  # never shown once deleted
 
 # --- helpers -------------------------------------------------------------------------------------
 
@@ -104,9 +104,8 @@ def conversation(buyer, seller) -> Conversation:
 def inbox_of_three(buyer, seller, stranger, user_factory):
     """The buyer talks to the seller (starred), the stranger (archived) and a spammer (spam)."""
     spammer = user_factory("spammer", display_name="Cheap Followers")
-    with_seller, _, _ = start_conversation(
-        sender=seller, recipient_username="buyer", body="Your logo is ready"
-    )
+    with_seller = buyer_opens_conversation(buyer, seller, "Hi Sam, how is my logo going?")
+    send_message(sender=seller, conversation=with_seller, body="Your logo is ready")
     with_stranger, _, _ = start_conversation(sender=buyer, recipient_username="stranger", body="Hello Stan")
     with_spammer, _, _ = start_conversation(sender=spammer, recipient_username="buyer", body="Buy followers")
     services.file_conversations(user=buyer, conversation_ids=[with_seller.pk], action="star")
@@ -761,7 +760,7 @@ def test_a_deleted_messages_text_never_reaches_the_other_persons_page(buyer, sel
     }
 
     for name, html in pages.items():
-        assert "555-0199" not in html, name
+        assert "blue whale" not in html, name
     assert pages["page"].count("This message was deleted") == 3  # two placeholders and one quote
     assert "Message deleted" in pages["list"]
     assert 'data-action="reply"' not in pages["message"]

@@ -20,7 +20,7 @@ from inbox.selectors import conversation_for_user, thread_page
 from inbox.services import delete_message, edit_message, get_or_create_conversation, send_message
 from marketplace.errors import InvalidInput, NotFound
 from tests.conftest import service_unavailable
-from tests.factories import bearer_headers
+from tests.factories import bearer_headers, buyer_opens_conversation
 
 SCRIPT = "<script>alert(1)</script>"
 SCRIPT_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -194,7 +194,7 @@ def test_conversations_the_user_filed_away_are_still_searched(buyer, seller, cha
 
 def test_pages_walk_every_match_once_newest_first_even_when_times_tie(buyer, seller):
     conversation = get_or_create_conversation(user=buyer, other_user=seller)
-    ids = [say(buyer if n % 2 else seller, conversation, f"quote number {n}").pk for n in range(23)]
+    ids = [say(seller if n % 2 else buyer, conversation, f"quote number {n}").pk for n in range(23)]
     say(buyer, conversation, "not this one")
     expected = sorted(ids, reverse=True)
 
@@ -296,7 +296,7 @@ def test_a_snippet_is_plain_text_around_the_first_match_with_matches_marked(buye
 
 
 def test_a_snippet_keeps_markup_as_text(buyer, seller):
-    conversation = get_or_create_conversation(user=buyer, other_user=seller)
+    conversation = buyer_opens_conversation(buyer, seller)
     say(seller, conversation, f"Look {SCRIPT} at the <b>invoice</b> & pay")
 
     (hit,) = search_messages(user=buyer, query="invoice").items
@@ -332,7 +332,7 @@ def count_queries(read) -> int:
 
 
 def test_search_costs_the_same_queries_at_10_and_200_matches(buyer, seller, stranger):
-    first = get_or_create_conversation(user=buyer, other_user=seller)
+    first = buyer_opens_conversation(buyer, seller)
     second = get_or_create_conversation(user=buyer, other_user=stranger)
     reply_to = say(seller, first, "the original question")
 
@@ -443,7 +443,7 @@ def test_api_search_returns_hits_with_message_conversation_other_user_and_snippe
 
 
 def test_api_search_snippets_are_json_text_not_html(buyer, seller):
-    conversation = get_or_create_conversation(user=buyer, other_user=seller)
+    conversation = buyer_opens_conversation(buyer, seller)
     say(seller, conversation, f"{SCRIPT} invoice")
 
     (item,) = api_search(buyer, q="invoice").json()["items"]
@@ -519,7 +519,7 @@ def test_search_page_lists_hits_with_person_time_in_viewer_zone_snippet_and_link
 
 
 def test_search_page_shows_script_in_messages_escaped(buyer, seller):
-    conversation = get_or_create_conversation(user=buyer, other_user=seller)
+    conversation = buyer_opens_conversation(buyer, seller)
     say(seller, conversation, f"Look {SCRIPT} at the <b>invoice</b>")
 
     html = page_html(browser(buyer), "/inbox/search/", {"q": "invoice"})
@@ -617,7 +617,7 @@ def test_the_conversation_opens_at_an_old_message_and_highlights_it(buyer, selle
 def test_a_message_param_not_in_the_conversation_opens_it_as_usual(buyer, seller, stranger, message):
     conversation = get_or_create_conversation(user=buyer, other_user=seller)
     mine = [say(buyer, conversation, f"note {n}").pk for n in range(3)]
-    elsewhere = say(seller, get_or_create_conversation(user=seller, other_user=stranger), "not yours")
+    elsewhere = say(stranger, get_or_create_conversation(user=stranger, other_user=seller), "not yours")
     value = elsewhere.pk if message == "other" else message
 
     html = page_html(browser(buyer), f"/inbox/{conversation.pk}/", {"message": value})
@@ -654,7 +654,7 @@ def test_thread_page_around_a_message(buyer, seller, stranger):
     assert [m.pk for m in oldest.items] == [ids[0]]
     assert (oldest.next_cursor, oldest.newer_cursor) == (None, ids[0])
 
-    elsewhere = say(seller, get_or_create_conversation(user=seller, other_user=stranger), "x")
+    elsewhere = say(stranger, get_or_create_conversation(user=stranger, other_user=seller), "x")
     for foreign in (elsewhere.pk, 0, -5, 2**70, "abc"):
         with pytest.raises(NotFound):
             thread_page(membership=membership, around=foreign)

@@ -319,16 +319,17 @@ def test_a_bad_first_message_opens_no_conversation(buyer, seller, body, code):
     }
 
 
-def test_unverified_sender_can_neither_start_nor_reply(user_factory, seller):
-    newcomer = user_factory("newcomer", verified=False)
+def test_unverified_sender_can_neither_start_nor_reply(user_factory, buyer, seller):
+    newcomer = user_factory("newcomer", seller=True, verified=False)
 
     with pytest.raises(Forbidden) as refused_start:
         start_conversation(sender=newcomer, recipient_username="seller", body="hi")
     assert refused_start.value.code == "email_unverified"
     assert not Conversation.objects.exists()
 
-    # The seller may write first; the newcomer still has to confirm their email to answer.
-    conversation, _, _ = start_conversation(sender=seller, recipient_username="newcomer", body="welcome!")
+    # A buyer may write to the new seller first; the newcomer still has to confirm their email
+    # to answer.
+    conversation, _, _ = start_conversation(sender=buyer, recipient_username="newcomer", body="welcome!")
     before = stored_state()
     with pytest.raises(Forbidden) as refused_reply:
         send_message(sender=newcomer, conversation=conversation, body="thanks")

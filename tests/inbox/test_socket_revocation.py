@@ -10,6 +10,7 @@ from inbox import services
 from inbox.consumers import CLOSE_UNAUTHENTICATED
 from marketplace.accounts.services import deactivate_user, issue_api_token, revoke_api_token
 from marketplace.asgi import application
+from tests.factories import buyer_opens_conversation
 
 pytestmark = [
     pytest.mark.needs_redis,
@@ -46,6 +47,7 @@ async def assert_closed_for_auth(ws):
 
 
 async def test_logging_out_closes_that_sessions_sockets_only(buyer, seller):
+    conversation = await sync_to_async(buyer_opens_conversation)(buyer, seller)
     browser = await sync_to_async(logged_in_browser)(buyer)
     _token, raw = await sync_to_async(issue_api_token)(user=buyer)
     browser_tab = await open_tab(cookie_header(browser))
@@ -56,11 +58,10 @@ async def test_logging_out_closes_that_sessions_sockets_only(buyer, seller):
 
     await assert_closed_for_auth(browser_tab)
     # The API client logged in with a token, not this session: it keeps receiving.
-    await sync_to_async(services.start_conversation)(
-        sender=seller, recipient_username="buyer", body="Still here?"
-    )
+    await sync_to_async(services.send_message)(sender=seller, conversation=conversation, body="Still here?")
     event = await api_socket.receive_json_from(timeout=5)
     assert event["type"] == "message.created"
+    assert event["message"]["body"] == "Still here?"
     await api_socket.disconnect()
 
 

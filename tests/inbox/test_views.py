@@ -193,10 +193,8 @@ def test_the_conversation_page_costs_the_same_queries_at_10_and_200(buyer, selle
 
     def grow(numbers):
         for number in numbers:
-            user_factory(f"client{number:03d}")
-            start_conversation(
-                sender=seller, recipient_username=f"client{number:03d}", body=f"offer {number}"
-            )
+            customer = user_factory(f"client{number:03d}")
+            start_conversation(sender=customer, recipient_username="seller", body=f"request {number}")
             send_message(sender=buyer, conversation=conversation, body=f"message {number}")
 
     def load_page():
@@ -272,9 +270,9 @@ def test_a_refused_send_answers_json_4xx_and_stores_nothing(buyer, conversation,
     assert stored() == before
 
 
-def test_an_unverified_user_cannot_send_from_the_page(user_factory, seller):
-    newcomer = user_factory("newcomer", verified=False)
-    conversation, _, _ = start_conversation(sender=seller, recipient_username="newcomer", body="welcome")
+def test_an_unverified_user_cannot_send_from_the_page(user_factory, buyer):
+    newcomer = user_factory("newcomer", seller=True, verified=False)
+    conversation, _, _ = start_conversation(sender=buyer, recipient_username="newcomer", body="welcome")
     before = stored()
 
     response = browser(newcomer).post(f"/inbox/{conversation.pk}/send/", {"body": "thanks"})

@@ -13,26 +13,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from inbox.services import get_or_create_conversation
-from marketplace.accounts.services import grant_staff
 from orders import selectors, services
 from orders.models import Buyer, BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 
 pytestmark = pytest.mark.django_db
 
 HISTORY_MODELS = [BuyerRequest, CustomOffer, Order, Review, Call, Buyer]
-
-
-@pytest.fixture
-def staff(user_factory):
-    user = user_factory("boss", display_name="Olga Operator")
-    grant_staff(user=user)
-    return user
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    client.force_login(staff)
-    return client
 
 
 def make_offer(seller, conversation, **terms) -> CustomOffer:

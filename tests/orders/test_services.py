@@ -504,7 +504,8 @@ def test_accepting_records_creation_and_payment_each_with_a_system_message_tagge
         f"Order #{order.number} started: A logo in three colours ($150, due in 4 days)."
     )
     assert "placeholder" in events[1].message.body
-    assert selectors.order_messages(order=order) == [event.message for event in events]
+    for viewer in (buyer, seller):
+        assert selectors.order_messages(order=order, viewer=viewer) == [event.message for event in events]
     for user in (buyer, seller):
         told = system_messages(user)
         assert [m["order"] for m in told] == [{"id": order.pk, "number": order.number}] * 2
@@ -534,7 +535,8 @@ def test_after_accepting_the_next_text_message_carries_the_order(buyer, seller, 
         "Thanks, starting now.",
         {"id": order.pk, "number": order.number},
     )
-    assert reply in selectors.order_messages(order=order)
+    for viewer in (buyer, seller):
+        assert reply in selectors.order_messages(order=order, viewer=viewer)
 
 
 def test_the_buyer_declines_an_offer(buyer, seller, offer):
