@@ -157,6 +157,13 @@ def attach_label_ids(memberships: list[Membership]) -> None:
         membership.label_ids = sorted(by_membership[membership.pk])
 
 
+def _listed(user):
+    """The memberships a user's inbox lists: those with a message the user can see. A
+    conversation whose first message waits for review exists for its recipient only once a
+    moderator approves that message."""
+    return Membership.objects.filter(user=user, last_message_at__isnull=False)
+
+
 def inbox_page(
     *,
     user,
@@ -179,7 +186,7 @@ def inbox_page(
             else condition
         )
     memberships = (
-        Membership.objects.filter(user=user)
+        _listed(user)
         .filter(condition)
         .select_related(
             "other_user__profile", "conversation__last_message__sender", "conversation__last_message__order"
@@ -214,12 +221,15 @@ def inbox_page(
 def filter_counts(*, user) -> dict:
     """Beside each filter, how many conversations it holds (for Unread: how many are unread);
     beside each label, how many carry it. Three queries whatever the inbox size."""
-    mine = Membership.objects.filter(user=user)
-    counts = mine.aggregate(
+    counts = _listed(user).aggregate(
         **{name: Count("pk", filter=condition) for name, condition in FILTER_CONDITIONS.items()}
     )
     by_label = dict(
-        MembershipLabel.objects.filter(membership__user=user, membership__deleted_at__isnull=True)
+        MembershipLabel.objects.filter(
+            membership__user=user,
+            membership__deleted_at__isnull=True,
+            membership__last_message_at__isnull=False,
+        )
         .values_list("label_id")
         .annotate(n=Count("pk"))
     )

@@ -454,7 +454,7 @@ def submit_requirements(*, buyer, order: Order, requirements: str) -> Order:
             requirements=requirements,
             requirements_submitted_at=timezone.now(),
         )
-        screen(requirements, sender=buyer, recipient=order.seller, what="Your requirements")
+        screen(requirements, sender=buyer, recipient=order.seller, what="Your list of requirements")
         _record(
             order,
             actor=buyer,

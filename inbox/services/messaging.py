@@ -289,7 +289,12 @@ def _store_message(
     sender_membership.draft, sender_membership.draft_updated_at = "", now
     if message.status != Message.Status.VISIBLE:
         # Held or rejected: only its sender knows of it, until a moderator approves it.
-        Membership.objects.filter(pk=sender_membership.pk).update(draft="", draft_updated_at=now)
+        Membership.objects.filter(pk=sender_membership.pk).update(
+            draft="", draft_updated_at=now, last_message_at=now
+        )
+        if conversation.last_message_id is None:
+            # Nothing was ever delivered here: the recipient's inbox does not list it yet.
+            Membership.objects.filter(pk=recipient_membership.pk).update(last_message_at=None)
         append_events(
             [
                 (
@@ -324,13 +329,18 @@ def _deliver(
 ) -> None:
     """Make a visible message count for both people: the conversation's last message, the
     recipient's unread count, both lists' order, and message.created for both."""
-    now = timezone.now()
+    # A new message's activity time is its own; an approved one arrives now.
+    now = timezone.now() if approved else message.created_at
     conversation_id = message.conversation_id
     latest_id = (
         Conversation.objects.filter(pk=conversation_id).values_list("last_message_id", flat=True).first()
+        if approved  # an older held message approved late does not replace a newer last message
+        else None
     )
     if latest_id is None or message.pk > latest_id:
         Conversation.objects.filter(pk=conversation_id).update(last_message=message, last_message_at=now)
+        if Message.conversation.is_cached(message):
+            message.conversation.last_message, message.conversation.last_message_at = message, now
     sender_membership = next(m for m in memberships if m.user_id == message.sender_id)
     recipient_membership = next(m for m in memberships if m.user_id != message.sender_id)
     sender_membership.unread_count = 0

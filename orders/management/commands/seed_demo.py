@@ -139,6 +139,8 @@ CONVERSATIONS = [
         "carla",
         [
             ("ben", "Hey Carla, I need cover art for a new podcast series. Is that something you do?"),
+            # Held by the off-platform scanner: it waits in the admin's review queue.
+            ("ben", "It would be quicker to talk it through: can you WhatsApp me tonight?"),
         ],
     ),
     (
@@ -179,7 +181,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Log in at /accounts/login/ with:"))
         for username, display_name, role, *_rest in PEOPLE:
             self.stdout.write(f"  {username:<8} / {DEMO_PASSWORD}   ({role}, {display_name})")
-        self.stdout.write(f"  {'admin':<8} / {DEMO_PASSWORD}   (staff: /admin/)")
+        self.stdout.write(f"  {'admin':<8} / {DEMO_PASSWORD}   (staff: /admin/; a message awaits review)")
 
     def _deals(self, users):
         """An order in progress, a pending offer, a completed and reviewed order, a request."""
