@@ -14,6 +14,7 @@ from django.utils.formats import date_format
 from inbox.models import Message
 from marketplace.errors import Forbidden
 
+from .counters import count_up
 from .models import Restriction
 
 LIMIT_WINDOW_SECONDS = 3600
@@ -128,14 +129,7 @@ def _check_new_contact_limit(sender) -> None:
 
 def count_new_contact(user) -> int:
     """One more new person written to this hour (called once the message is stored)."""
-    key = _counter_key(user)
-    if cache.add(key, 1, timeout=LIMIT_WINDOW_SECONDS):
-        return 1
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired in between
-        cache.set(key, 1, timeout=LIMIT_WINDOW_SECONDS)
-        return 1
+    return count_up(_counter_key(user), window_seconds=LIMIT_WINDOW_SECONDS)
 
 
 def climb_ladder(user) -> Restriction:

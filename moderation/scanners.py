@@ -20,6 +20,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.utils import timezone
 from phonenumbers.re_util import enable_pattern_cache
 
+from .counters import count_up
 from .scanning import Finding
 
 # phonenumbers compiles its metadata patterns on every call unless told to keep them; across
@@ -528,28 +529,37 @@ def _link_heavy(text: str) -> list[Finding]:
     return []
 
 
-def _new_account_burst(sender) -> list[Finding]:
+def _new_account_burst(sender, recipient) -> list[Finding]:
+    """A new account's messages to people who have not answered it, counted over a short
+    window: a lively chat with someone who writes back is not a burst."""
     if sender is None or sender.pk is None:
         return []
     joined = getattr(sender, "date_joined", None)
     if joined is None or joined < timezone.now() - timedelta(days=settings.MODERATION_NEW_ACCOUNT_DAYS):
         return []
-    key = f"moderation:burst:{sender.pk}"
-    window = settings.MODERATION_BURST_WINDOW_SECONDS
-    if cache.add(key, 1, timeout=window):
-        count = 1
-    else:
-        try:
-            count = cache.incr(key)
-        except ValueError:
-            cache.set(key, 1, timeout=window)
-            count = 1
+    if recipient is not None and _has_written_to(recipient, sender):
+        return []
+    count = count_up(f"moderation:burst:{sender.pk}", window_seconds=settings.MODERATION_BURST_WINDOW_SECONDS)
     if count > settings.MODERATION_NEW_ACCOUNT_BURST:
         return [Finding("new_account_burst", 0, 0, 0.6, BURST_DETAIL)]
     return []
 
 
+def _has_written_to(author, reader) -> bool:
+    from inbox.models import Message
+
+    low, high = sorted((author.pk, reader.pk))
+    return Message.objects.filter(
+        sender=author,
+        conversation__user_low_id=low,
+        conversation__user_high_id=high,
+        status=Message.Status.VISIBLE,
+    ).exists()
+
+
 def spam(text: str, *, sender=None, recipient=None) -> list[Finding]:
     """The same or near-same text sent to many people in a short window, link-heavy messages,
     and bursts from new accounts. Counters live in the cache (Redis in production)."""
-    return _duplicate_blast(text, sender, recipient) + _link_heavy(text) + _new_account_burst(sender)
+    return (
+        _duplicate_blast(text, sender, recipient) + _link_heavy(text) + _new_account_burst(sender, recipient)
+    )

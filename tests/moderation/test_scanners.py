@@ -12,6 +12,7 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
+from inbox.services import send_message, start_conversation
 from moderation.scanners import (
     BLAST_DETAIL,
     BURST_DETAIL,
@@ -365,6 +366,21 @@ def test_a_new_accounts_burst_is_held_while_an_old_accounts_is_not(
     assert old_kinds == [[]] * 5
     verdict = combine(spam(burst[0], sender=newcomer, recipient=clients[0]))
     assert (verdict.action, verdict.reason) == (HOLD, BURST_DETAIL + HOLD_SUFFIX)
+
+
+@pytest.mark.django_db
+def test_a_new_account_chatting_with_someone_who_answers_is_not_a_burst(settings, counters, user_factory):
+    settings.MODERATION_NEW_ACCOUNT_BURST = 3
+    newcomer = user_factory("newcomer")
+    seller = user_factory("quickseller", seller=True)
+    conversation, _message, _created = start_conversation(
+        sender=newcomer, recipient_username="quickseller", body="Hi, is the logo gig open?"
+    )
+    send_message(sender=seller, conversation=conversation, body="Yes! Tell me about your brand.")
+
+    kinds = [spam_kinds(f"Detail number {i}", sender=newcomer, recipient=seller) for i in range(6)]
+
+    assert kinds == [[]] * 6
 
 
 # --- scan(): the configured scanners together ---------------------------------------------------
