@@ -235,7 +235,7 @@ NOT_A_PHONE_WORDS = re.compile(
 )
 CURRENCY_AFTER = re.compile(r"\s?(?:€|\$|£|usd|eur|gbp|euros?|dollars?|words|px|dpi|mb|gb|kb|k|%)")
 PHONE_CONTEXT = re.compile(
-    r"(?:call|phone|tel|telephone|mobile|cell|whats\s?app|number|num|text|sms|reach|contact|ring|"
+    r"(?:call|phone|tel|telephone|mobile|cell|whats\s?app|number|num|my digits|text|sms|reach|contact|ring|"
     r"dial|numéro|numero|portable|appelle|téléphone|teléfono|telefono|móvil|movil|llama|llámame|"
     r"handy|ruf|nummer|wa|viber|signal|telegram)"
 )
@@ -310,7 +310,10 @@ def _phone_score(candidate: str, before: str, after: str) -> float:
         if valid or possible:
             return 1.0 if valid else 0.8
     if _valid_somewhere(digits, phone_regions()):
-        return 1.0 if context or len(digits) >= 10 else 0.8
+        if context or len(digits) >= 10:
+            return 1.0
+        # Seven or eight digits with nothing saying "phone" are as often a code or an amount.
+        return 0.8 if len(digits) >= 9 else 0.4
     return 0.7 if context and len(digits) >= 8 else 0.0
 
 

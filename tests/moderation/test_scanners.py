@@ -143,6 +143,7 @@ def test_each_leak_in_a_message_gets_its_own_span():
 
 
 NOT_CONTACT_DETAILS = [
+    "Use the code 4471 2093 at checkout",
     "The price is $1,250.00 for the full package",
     "Total: €2.499,00 incl. VAT",
     "Total 2 499,00 € incl. VAT",
@@ -176,6 +177,11 @@ NOT_CONTACT_DETAILS = [
 @pytest.mark.parametrize("text", NOT_CONTACT_DETAILS)
 def test_numbers_and_at_signs_that_are_not_contact_details_are_left_alone(text):
     assert contact_details(text, sender=None, recipient=None) == []
+
+
+def test_eight_bare_digits_pass_unless_something_says_phone():
+    assert judged(contact_details, "lat 29 862774") == ALLOW
+    assert judged(contact_details, "call me: 29 862774") == REJECT
 
 
 # --- off_platform -------------------------------------------------------------------------------
