@@ -112,6 +112,8 @@ class Message(models.Model):
         blank=True,
         help_text="What an offer, request or call card shows, kept current by its app",
     )
+    # Sent by the product on the user's behalf (an auto-reply): never an answer that counts.
+    is_automatic = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -250,3 +252,38 @@ class Event(models.Model):
 
     def as_dict(self) -> dict:
         return {"type": self.type, "cursor": self.cursor, **self.payload}
+
+
+class ResponseObligation(models.Model):
+    """A buyer message a seller is expected to answer, for the response figures: the first
+    message of a potential buyer (`inbox`), or a message tied to an open order (`order`).
+    Answered by the seller's next message in the conversation. Written incrementally as
+    messages are delivered and rebuilt in full by `recompute_response_rates`; both derive it
+    from the messages the same way (inbox.services.responses)."""
+
+    class Kind(models.TextChoices):
+        INBOX = "inbox", "First message"
+        ORDER = "order", "Order message"
+
+    seller = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    arrived_at = models.DateTimeField()
+    answered_at = models.DateTimeField(null=True, blank=True)
+    answer = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Left out of the figures from the start: it arrived while the seller was away.
+    excluded_reason = models.CharField(max_length=16, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["seller", "arrived_at"], name="obligation_window"),
+            models.Index(
+                fields=["conversation", "seller"],
+                condition=models.Q(answered_at__isnull=True),
+                name="obligation_open",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} obligation of {self.seller_id} for message {self.message_id}"

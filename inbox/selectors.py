@@ -4,10 +4,11 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, F, Q
+from django.db.models import Avg, Count, Exists, F, OuterRef, Q
+from django.utils import timezone
 
 from marketplace.errors import Gone, InvalidInput, NotFound
 
@@ -21,6 +22,7 @@ from .models import (
     Membership,
     MembershipLabel,
     Message,
+    ResponseObligation,
 )
 
 
@@ -401,3 +403,64 @@ def events_since(*, user, since: int, limit: int | None = None) -> Page:
         rows = rows[:limit]
         next_cursor = rows[-1].cursor
     return Page(items=rows, next_cursor=next_cursor)
+
+
+RESPONSE_WINDOW = timedelta(days=60)
+ANSWER_WITHIN = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class ResponseFigures:
+    inbox_rate: int | None  # percent of first messages answered within 24 hours; None: none decided yet
+    inbox_counted: int
+    order_rate: int | None  # the same for messages tied to an open order
+    order_counted: int
+    average_response: timedelta | None  # mean time to answer, over the answered ones
+
+
+def response_figures(*, seller, now=None) -> ResponseFigures:
+    """A seller's figures over the last 60 days (docs/ARCHITECTURE.md, "Response figures").
+    An obligation counts once it is decided: answered, or 24 hours old unanswered. Left out:
+    conversations the seller reported as spam or inappropriate (or filed as spam), and first
+    messages that arrived while the seller was away. One query whatever the history."""
+    from moderation.models import Report
+
+    now = now or timezone.now()
+    reported = Report.objects.filter(
+        conversation_id=OuterRef("conversation_id"),
+        reporter_id=OuterRef("seller_id"),
+        reason__in=(Report.Reason.SPAM, Report.Reason.INAPPROPRIATE),
+    )
+    filed_as_spam = Membership.objects.filter(
+        conversation_id=OuterRef("conversation_id"), user_id=OuterRef("seller_id"), spam_at__isnull=False
+    )
+    counted = (
+        ResponseObligation.objects.filter(
+            seller=seller, arrived_at__gt=now - RESPONSE_WINDOW, excluded_reason=""
+        )
+        .exclude(Exists(reported))
+        .exclude(Exists(filed_as_spam))
+    )
+    decided = Q(answered_at__isnull=False) | Q(arrived_at__lte=now - ANSWER_WITHIN)
+    on_time = Q(answered_at__isnull=False, answered_at__lte=F("arrived_at") + ANSWER_WITHIN)
+    totals = counted.aggregate(
+        average=Avg(F("answered_at") - F("arrived_at"), filter=Q(answered_at__isnull=False)),
+        **{
+            f"{kind}_{what}": Count("pk", filter=Q(kind=kind) & condition)
+            for kind in ResponseObligation.Kind.values
+            for what, condition in (("decided", decided), ("on_time", on_time))
+        },
+    )
+
+    def rate(kind: str) -> int | None:
+        # Rounded down: 99.6% answered on time shows as 99, never as a perfect 100.
+        decided_count = totals[f"{kind}_decided"]
+        return 100 * totals[f"{kind}_on_time"] // decided_count if decided_count else None
+
+    return ResponseFigures(
+        inbox_rate=rate("inbox"),
+        inbox_counted=totals["inbox_decided"],
+        order_rate=rate("order"),
+        order_counted=totals["order_decided"],
+        average_response=totals["average"],
+    )

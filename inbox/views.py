@@ -283,6 +283,7 @@ def _orders_context(user, other) -> dict:
     return {
         "orders_history": orders_selectors.orders_between(user=user, other_user=other),
         "other_standing": None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
+        "other_figures": selectors.response_figures(seller=other) if other.profile.is_seller else None,
         "my_gigs": orders_selectors.gigs_of_seller(seller=user) if user.profile.is_seller else [],
         "offer_form": {"values": {"expires_in_days": "7"}, "errors": {}},
         "consultation_form": {"values": {"duration_minutes": "30"}, "errors": {}},

@@ -182,6 +182,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BEAT_SCHEDULE = {
     "prune-event-log": {"task": "inbox.prune_event_log", "schedule": 6 * 3600},
     "expire-offers": {"task": "orders.expire_offers", "schedule": 60},
+    # The incremental updates keep the figures current; the nightly rebuild repairs any miss.
+    "recompute-response-figures": {"task": "inbox.recompute_response_figures", "schedule": 24 * 3600},
 }
 
 # --- Email: printed on the console unless EMAIL_URL is set (smtp://user:pass@host:587).

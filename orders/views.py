@@ -330,6 +330,7 @@ def user_profile(request, username):
         {
             "person": person,
             "gigs": selectors.gigs_of_seller(seller=person),
+            "figures": inbox_selectors.response_figures(seller=person) if person.profile.is_seller else None,
             "online": person.pk in online_user_ids([person.pk]),
             "client_id": uuid.uuid4(),
             "request_form": _with_limits(request_form),

@@ -32,11 +32,13 @@ from .messaging import (
     update_card,
     validate_message_body,
 )
+from .responses import RebuildResult, rebuild_all_obligations, rebuild_obligations, record_delivered_message
 from .translation import TranslatedMessage, translate_message
 
 __all__ = [
     "EDIT_WINDOW",
     "FILING_ACTIONS",
+    "RebuildResult",
     "TranslatedMessage",
     "announce_moderation_outcome",
     "announce_typing",
@@ -56,6 +58,9 @@ __all__ = [
     "mark_unread",
     "post_card_message",
     "prune_event_log",
+    "rebuild_all_obligations",
+    "rebuild_obligations",
+    "record_delivered_message",
     "save_draft",
     "send_message",
     "start_conversation",

@@ -381,6 +381,14 @@ def _deliver(
             for m in memberships
         ]
     )
+    if not approved:  # a message moderation held never counts for the response figures
+        transaction.on_commit(lambda: _queue_response_update(message.pk), robust=True)
+
+
+def _queue_response_update(message_id: int) -> None:
+    from inbox.tasks import record_for_response_figures_task
+
+    record_for_response_figures_task.delay(message_id)
 
 
 def deliver_approved_message(*, message: Message) -> Message:

@@ -31,3 +31,18 @@ def edit_seconds_left(message, user) -> int:
 def label_color(value) -> str:
     """A label colour fit for a style attribute: #rrggbb, or the default grey."""
     return value if isinstance(value, str) and _COLOR.match(value) else DEFAULT_LABEL_COLOR
+
+
+@register.filter
+def response_time(value) -> str:
+    """An average response time as people say it: "12 minutes", "3 hours", "2 days"."""
+    if value is None:
+        return ""
+    minutes = max(1, round(value.total_seconds() / 60))
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(minutes / 60)
+    if hours < 48:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    days = round(hours / 24)
+    return f"{days} days"
