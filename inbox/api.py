@@ -5,7 +5,7 @@ from django.conf import settings
 from ninja import Field, Query, Router, Schema, Status
 
 from . import selectors, services
-from .payloads import conversation_payload, label_payload, message_payload
+from .payloads import conversation_payload, label_payload, message_payload, panel_payload
 
 router = Router(tags=["inbox"])
 
@@ -248,6 +248,49 @@ def get_conversation(request, conversation_id: int):
         user=request.user, conversation_id=conversation_id, details=True
     )
     return _conversation_out(membership)
+
+
+class TopBuyerOut(Schema):
+    is_top_buyer: bool
+    completed_orders: int
+    spent: str
+
+
+class ResponseFiguresOut(Schema):
+    average_response_seconds: int | None = Field(description="Mean time to answer, last 60 days")
+    inbox_response_rate: int | None = Field(
+        description="% of first messages answered within 24 hours, last 60 days; null: none yet"
+    )
+    order_response_rate: int | None = Field(description="The same for messages tied to an open order")
+
+
+class PanelOrderOut(Schema):
+    number: str
+    title: str
+    status: str
+    price: str
+    created_at: datetime
+
+
+class PanelOut(Schema):
+    user: UserOut
+    online: bool
+    local_time: str = Field(description="Their local time now, ISO 8601 with offset")
+    languages: list[str]
+    member_since: datetime
+    top_buyer: TopBuyerOut | None = Field(description="Buyers only")
+    response: ResponseFiguresOut | None = Field(description="Sellers only")
+    orders: list[PanelOrderOut] = Field(description="The orders between you two, newest first (10)")
+
+
+@router.get("/conversations/{int:conversation_id}/panel", response=PanelOut)
+def get_panel(request, conversation_id: int):
+    """About the other person: presence, local time, languages, Top buyer standing (buyers),
+    response figures (sellers) and your order history together."""
+    membership = selectors.conversation_for_user(
+        user=request.user, conversation_id=conversation_id, details=True
+    )
+    return panel_payload(selectors.other_person_panel(user=request.user, other=membership.other_user))
 
 
 @router.get("/conversations/{int:conversation_id}/messages", response=MessagePage)

@@ -1,6 +1,9 @@
 """The JSON shapes of users, messages and conversations, shared by the API and the event log."""
 
+from zoneinfo import ZoneInfo
+
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
 from .models import Label, Membership, Message
 
@@ -98,4 +101,43 @@ def conversation_payload(
         and not last_message.is_deleted,
         "draft": membership.draft,
         **state,
+    }
+
+
+def panel_payload(panel) -> dict:
+    """The side panel about the other person (inbox.selectors.other_person_panel)."""
+    other, standing, figures = panel.other, panel.standing, panel.figures
+    zone = ZoneInfo(other.profile.timezone or "UTC")
+    return {
+        "user": user_summary(other),
+        "online": panel.online,
+        "local_time": timezone.localtime(timezone=zone).isoformat(timespec="minutes"),
+        "languages": list(other.profile.languages or []),
+        "member_since": iso_timestamp(other.date_joined),
+        "top_buyer": None
+        if standing is None
+        else {
+            "is_top_buyer": standing.is_top_buyer,
+            "completed_orders": standing.completed_orders,
+            "spent": f"{standing.spent:.2f}",
+        },
+        "response": None
+        if figures is None
+        else {
+            "average_response_seconds": round(figures.average_response.total_seconds())
+            if figures.average_response is not None
+            else None,
+            "inbox_response_rate": figures.inbox_rate,
+            "order_response_rate": figures.order_rate,
+        },
+        "orders": [
+            {
+                "number": order.number,
+                "title": order.title,
+                "status": order.status,
+                "price": f"{order.price:.2f}",
+                "created_at": iso_timestamp(order.created_at),
+            }
+            for order in panel.orders
+        ],
     }

@@ -464,3 +464,29 @@ def response_figures(*, seller, now=None) -> ResponseFigures:
         order_counted=totals["order_decided"],
         average_response=totals["average"],
     )
+
+
+@dataclass(frozen=True)
+class OtherPersonPanel:
+    """What the side panel shows about the other person of a conversation."""
+
+    other: object
+    online: bool
+    orders: list  # the order history between the two, newest first
+    standing: object | None  # a buyer's Top buyer standing (orders.selectors.BuyerStanding)
+    figures: ResponseFigures | None  # a seller's response figures
+
+
+def other_person_panel(*, user, other) -> OtherPersonPanel:
+    """The panel, in a fixed number of queries whatever the history."""
+    from orders import selectors as orders_selectors
+
+    from .presence import online_user_ids
+
+    return OtherPersonPanel(
+        other=other,
+        online=other.pk in online_user_ids([other.pk]),
+        orders=orders_selectors.orders_between(user=user, other_user=other),
+        standing=None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
+        figures=response_figures(seller=other) if other.profile.is_seller else None,
+    )

@@ -20,7 +20,6 @@ from orders import selectors as orders_selectors
 
 from . import selectors, services
 from .payloads import membership_state
-from .presence import online_user_ids
 from .search import search_messages
 
 
@@ -260,7 +259,6 @@ def inbox(request, conversation_id=None):
             highlighted_message_id=highlighted,
             newer_cursor=thread.newer_cursor,
             other_last_read_message_id=selectors.other_last_read_message_id(membership=active),
-            other_online=active.other_user_id in online_user_ids([active.other_user_id]),
             thread_hint=_pop_thread_hint(request, active.conversation_id),
             **_orders_context(user, active.other_user),
         )
@@ -277,13 +275,15 @@ def order_history(request, conversation_id):
 
 
 def _orders_context(user, other) -> dict:
-    """What the conversation page shows about orders (a fixed number of queries): the order
-    history between the two, whether the other person is a Top buyer, and a seller's own gigs
-    for the "Create an offer" form."""
+    """What the conversation page shows about the other person and orders (a fixed number of
+    queries): the panel (presence, order history, Top buyer standing, response figures), and a
+    seller's own gigs for the "Create an offer" form."""
+    panel = selectors.other_person_panel(user=user, other=other)
     return {
-        "orders_history": orders_selectors.orders_between(user=user, other_user=other),
-        "other_standing": None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
-        "other_figures": selectors.response_figures(seller=other) if other.profile.is_seller else None,
+        "other_online": panel.online,
+        "orders_history": panel.orders,
+        "other_standing": panel.standing,
+        "other_figures": panel.figures,
         "my_gigs": orders_selectors.gigs_of_seller(seller=user) if user.profile.is_seller else [],
         "offer_form": {"values": {"expires_in_days": "7"}, "errors": {}},
         "consultation_form": {"values": {"duration_minutes": "30"}, "errors": {}},
