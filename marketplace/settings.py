@@ -184,6 +184,7 @@ CELERY_BEAT_SCHEDULE = {
     "expire-offers": {"task": "orders.expire_offers", "schedule": 60},
     # The incremental updates keep the figures current; the nightly rebuild repairs any miss.
     "recompute-response-figures": {"task": "inbox.recompute_response_figures", "schedule": 24 * 3600},
+    "sweep-notifications": {"task": "notifications.sweep", "schedule": 60},
 }
 
 # --- Email: printed on the console unless EMAIL_URL is set (smtp://user:pass@host:587).
@@ -194,6 +195,17 @@ else:
     EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Marketplace Inbox <inbox@localhost>")
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
+
+# --- Notifications
+# The email about unread messages waits this long, then goes out as one digest of what is still unread.
+NOTIFICATION_EMAIL_DELAY_SECONDS = env.int("NOTIFICATION_EMAIL_DELAY_SECONDS", default=300)
+# Notifications whose fan-out has not run after this long are re-queued by the sweep (beat).
+NOTIFICATION_SWEEP_AFTER_SECONDS = env.int("NOTIFICATION_SWEEP_AFTER_SECONDS", default=120)
+# Web Push (VAPID): without a private key the push channel is off. `make vapid-keys` prints a pair.
+WEBPUSH_VAPID_PUBLIC_KEY = env("WEBPUSH_VAPID_PUBLIC_KEY", default="")
+WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")
+WEBPUSH_VAPID_SUBJECT = env("WEBPUSH_VAPID_SUBJECT", default="mailto:inbox@localhost")
+WEBPUSH_TIMEOUT_SECONDS = 10
 
 # --- Security
 SESSION_COOKIE_HTTPONLY = True

@@ -10,5 +10,6 @@ urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("accounts/", include("marketplace.accounts.urls")),
     path("inbox/", include("inbox.urls")),
+    path("notifications/", include("notifications.urls")),
     path("", include("orders.urls")),
 ]

@@ -1,0 +1,295 @@
+"""Every write about notifications. Services elsewhere call `notify(...)` inside their own
+transaction; after commit a Celery task fans each notification out to the channels its
+recipient enabled (docs/ARCHITECTURE.md, "Notifications").
+
+Exactly once, whatever happens to the tasks: a notification is unique per (recipient,
+dedupe_key); each channel's delivery is claimed (a unique row) before it is sent, so a task run
+twice, or restarted after a worker died mid-way, sends nothing twice; a sweep re-queues
+notifications whose fan-out never ran (the broker was down)."""
+
+import logging
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from inbox.events import append_events
+from marketplace.errors import InvalidInput, NotFound
+
+from . import selectors
+from .models import Channel, Delivery, Kind, Notification, Preference, PushSubscription
+from .payloads import notification_payload
+
+logger = logging.getLogger(__name__)
+
+# Kinds whose email waits a little and goes out as one digest, skipping what was read meanwhile.
+DIGESTED_KINDS = {Kind.NEW_MESSAGE}
+
+
+def notify(
+    *, recipient, kind: str, title: str, url: str, dedupe_key: str, body: str = "", message=None
+) -> Notification | None:
+    """Tell `recipient` about something, once per `dedupe_key`. Call inside the transaction
+    that makes the thing happen: the notification commits with it, the bell updates live, and
+    the other channels are served after commit. Returns None when it already existed."""
+    in_app = selectors.channel_enabled(user=recipient, kind=kind, channel=Channel.IN_APP)
+    try:
+        with transaction.atomic():
+            notification = Notification.objects.create(
+                recipient=recipient,
+                kind=kind,
+                title=title[:200],
+                body=body[:300],
+                url=url,
+                dedupe_key=dedupe_key[:200],
+                in_app=in_app,
+                message=message,
+            )
+    except IntegrityError:
+        return None
+    if in_app:
+        append_events(
+            [
+                (
+                    recipient.pk,
+                    "notification.created",
+                    {
+                        "notification": notification_payload(notification),
+                        "unread_count": selectors.unread_count(user=recipient),
+                    },
+                )
+            ]
+        )
+    transaction.on_commit(lambda: _queue_fan_out([notification.pk]), robust=True)
+    return notification
+
+
+def _queue_fan_out(notification_ids: list[int]) -> None:
+    from .tasks import fan_out_task
+
+    fan_out_task.delay(notification_ids)
+
+
+# --- reading and preferences ---------------------------------------------------------------------
+
+
+def mark_read(*, user, notification_id: int) -> Notification:
+    notification = Notification.objects.filter(pk=notification_id, recipient=user).first()
+    if notification is None:
+        raise NotFound("Notification not found.")
+    if notification.read_at is None:
+        notification.read_at = timezone.now()
+        notification.save(update_fields=["read_at"])
+        _announce_read(user, [notification.pk])
+    return notification
+
+
+def mark_all_read(*, user) -> int:
+    with transaction.atomic():
+        ids = list(
+            Notification.objects.filter(recipient=user, read_at__isnull=True).values_list("pk", flat=True)
+        )
+        Notification.objects.filter(pk__in=ids).update(read_at=timezone.now())
+        if ids:
+            _announce_read(user, ids)
+    return len(ids)
+
+
+def _announce_read(user, ids: list[int]) -> None:
+    append_events(
+        [(user.pk, "notification.read", {"ids": ids, "unread_count": selectors.unread_count(user=user)})]
+    )
+
+
+def set_preferences(*, user, changes: dict) -> dict:
+    """`changes`: {kind: {channel: bool}}. Unknown kinds or channels change nothing and say
+    which; the answer is the whole matrix after the change."""
+    if not isinstance(changes, dict):
+        raise InvalidInput("Send an object of kinds, each an object of channels set to true or false.")
+    rows = []
+    for kind, channels in changes.items():
+        if kind not in Kind.values:
+            raise InvalidInput(
+                f"Unknown kind {kind!r}; known: {', '.join(Kind.values)}.", code="invalid_kind"
+            )
+        if not isinstance(channels, dict):
+            raise InvalidInput(f"{kind}: give an object of channels.", code="invalid_channel")
+        for channel, enabled in channels.items():
+            if channel not in Channel.values:
+                raise InvalidInput(
+                    f"Unknown channel {channel!r}; known: {', '.join(Channel.values)}.",
+                    code="invalid_channel",
+                )
+            if not isinstance(enabled, bool):
+                raise InvalidInput(f"{kind}.{channel} is true or false.", code="invalid_preference")
+            rows.append(Preference(user=user, kind=kind, channel=channel, enabled=enabled))
+    with transaction.atomic():
+        Preference.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["user", "kind", "channel"],
+            update_fields=["enabled"],
+        )
+    return selectors.preferences(user=user)
+
+
+def unsubscribe(*, user, kind: str) -> None:
+    """The link in an email: no more emails of this kind."""
+    set_preferences(user=user, changes={kind: {Channel.EMAIL: False}})
+
+
+def add_push_subscription(*, user, endpoint: str, p256dh: str, auth: str) -> PushSubscription:
+    """A browser's Push API subscription. The endpoint must be an https URL of a push service;
+    anything else is refused and nothing is stored."""
+    endpoint = (endpoint or "").strip()
+    parts = urlsplit(endpoint)
+    if (
+        parts.scheme != "https"
+        or not parts.hostname
+        or len(endpoint) > 500
+        or any(c.isspace() for c in endpoint)
+    ):
+        raise InvalidInput("A push subscription's endpoint is an https URL.", code="invalid_subscription")
+    for name, value, longest in (("p256dh", p256dh, 200), ("auth", auth, 100)):
+        if not isinstance(value, str) or not value or len(value) > longest or not value.isascii():
+            raise InvalidInput(f"A push subscription needs its {name} key.", code="invalid_subscription")
+    subscription, _ = PushSubscription.objects.update_or_create(
+        endpoint=endpoint, defaults={"user": user, "p256dh": p256dh, "auth": auth}
+    )
+    return subscription
+
+
+def remove_push_subscription(*, user, endpoint: str) -> None:
+    PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
+
+
+# --- fan-out -------------------------------------------------------------------------------------
+
+
+def fan_out(*, notification_ids: list[int]) -> None:
+    """Serve the email and push channels of these notifications (one email per recipient for
+    the batch; message notifications wait for a digest), then mark them fanned out."""
+    notifications = list(
+        Notification.objects.filter(pk__in=notification_ids, fanned_out_at__isnull=True)
+        .select_related("recipient__profile")
+        .order_by("pk")
+    )
+    if not notifications:
+        return
+    wanted = selectors.channels_for(notifications)  # {notification id: {channel, ...}}
+    emails: dict[int, list[Notification]] = {}
+    digests: set[int] = set()
+    for notification in notifications:
+        channels = wanted[notification.pk]
+        if Channel.PUSH in channels:
+            _push(notification)
+        if Channel.EMAIL in channels and notification.recipient.email:
+            if notification.kind in DIGESTED_KINDS:
+                digests.add(notification.recipient_id)
+            else:
+                emails.setdefault(notification.recipient_id, []).append(notification)
+    for batch in emails.values():
+        _email(batch, digest=False)
+    Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(fanned_out_at=timezone.now())
+    for recipient_id in digests:
+        transaction.on_commit(lambda recipient_id=recipient_id: _queue_digest(recipient_id), robust=True)
+
+
+def _queue_digest(recipient_id: int) -> None:
+    from .tasks import message_digest_task
+
+    message_digest_task.apply_async([recipient_id], countdown=settings.NOTIFICATION_EMAIL_DELAY_SECONDS)
+
+
+def send_message_digest(*, recipient_id: int) -> int:
+    """After the delay: one email for the recipient's unread-message notifications still
+    unread; the ones read meanwhile are skipped. Returns how many went into the email."""
+    from inbox.models import Membership
+
+    waiting = list(
+        Notification.objects.filter(
+            recipient_id=recipient_id, kind__in=DIGESTED_KINDS, fanned_out_at__isnull=False
+        )
+        .exclude(deliveries__channel=Channel.EMAIL)
+        .select_related("recipient__profile", "message")
+        .order_by("pk")
+    )
+    if not waiting:
+        return 0
+    read_up_to = dict(
+        Membership.objects.filter(
+            user_id=recipient_id,
+            conversation_id__in={n.message.conversation_id for n in waiting if n.message},
+        ).values_list("conversation_id", "last_read_message_id")
+    )
+    unread, read = [], []
+    for notification in waiting:
+        message = notification.message
+        seen = message is None or message.pk <= (read_up_to.get(message.conversation_id) or 0)
+        (read if seen or notification.read_at else unread).append(notification)
+    for notification in read:
+        _claim(notification, Channel.EMAIL, status=Delivery.Status.SKIPPED, detail="read before the digest")
+    if unread:
+        _email(unread, digest=True)
+    return len(unread)
+
+
+def _claim(
+    notification: Notification, channel: str, *, status=Delivery.Status.CLAIMED, detail=""
+) -> Delivery | None:
+    """The delivery row for this channel, created now; None when another run already has it."""
+    try:
+        with transaction.atomic():
+            return Delivery.objects.create(
+                notification=notification, channel=channel, status=status, detail=detail
+            )
+    except IntegrityError:
+        return None
+
+
+def _finish(delivery: Delivery, status: str, detail: str = "") -> None:
+    Delivery.objects.filter(pk=delivery.pk).update(status=status, detail=detail[:300], sent_at=timezone.now())
+
+
+def _email(notifications: list[Notification], *, digest: bool) -> None:
+    from .emails import send_notification_email
+
+    claimed = [(n, d) for n in notifications if (d := _claim(n, Channel.EMAIL)) is not None]
+    if not claimed:
+        return
+    try:
+        send_notification_email(
+            recipient=claimed[0][0].recipient, notifications=[n for n, _ in claimed], digest=digest
+        )
+    except Exception as exc:  # the mail server: logged, kept as failed, not retried blindly
+        logger.exception("notification email to user %s failed", claimed[0][0].recipient_id)
+        for _, delivery in claimed:
+            _finish(delivery, Delivery.Status.FAILED, str(exc))
+        return
+    for _, delivery in claimed:
+        _finish(delivery, Delivery.Status.SENT)
+
+
+def _push(notification: Notification) -> None:
+    from .push import send_push
+
+    delivery = _claim(notification, Channel.PUSH)
+    if delivery is None:
+        return
+    status, detail = send_push(notification)
+    _finish(delivery, status, detail)
+
+
+def sweep(*, older_than: timedelta | None = None) -> int:
+    """Re-queue the notifications whose fan-out never ran; returns how many."""
+    older_than = older_than or timedelta(seconds=settings.NOTIFICATION_SWEEP_AFTER_SECONDS)
+    ids = list(
+        Notification.objects.filter(fanned_out_at__isnull=True, created_at__lt=timezone.now() - older_than)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:5000]
+    )
+    for start in range(0, len(ids), 500):
+        _queue_fan_out(ids[start : start + 500])
+    return len(ids)
