@@ -45,3 +45,14 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles
+
+# A VAPID key pair for Web Push, as two .env lines: the public key is the base64url
+# uncompressed P-256 point browsers take as `applicationServerKey`; the private key is the
+# base64url raw 32-byte scalar that pywebpush (py_vapid) reads. Nothing is written to disk.
+.PHONY: vapid-keys
+vapid-keys: install
+	@$(BIN)/python -c 'from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat; \
+	from py_vapid import Vapid; from py_vapid.utils import b64urlencode; \
+	v = Vapid(); v.generate_keys(); \
+	print("WEBPUSH_VAPID_PUBLIC_KEY=" + b64urlencode(v.public_key.public_bytes(Encoding.X962, PublicFormat.UncompressedPoint))); \
+	print("WEBPUSH_VAPID_PRIVATE_KEY=" + b64urlencode(v.private_key.private_numbers().private_value.to_bytes(32, "big")))'

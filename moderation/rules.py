@@ -3,16 +3,20 @@ sellers they have not contacted, and the messaging limit with its ladder. Each r
 which rule applied and what to do."""
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 
 from inbox.models import Message
 from marketplace.errors import Forbidden
+from notifications.models import Kind as NotificationKind
+from notifications.services import notify
 
 from .counters import count_up
 from .models import Restriction
@@ -159,6 +163,38 @@ def climb_ladder(user) -> Restriction:
             Restriction.Kind.WARNING: "Reached the limit of new people per hour again.",
             Restriction.Kind.SUSPENSION: "Repeatedly messaging too many new people (spam).",
         }
-        return Restriction.objects.create(
+        restriction = Restriction.objects.create(
             user=user, kind=kind, reason=reasons[kind], starts_at=now, ends_at=ends_at
         )
+        notify_restriction(restriction)  # a notice needs none: the refusal itself says it
+        return restriction
+
+
+def notify_restriction(restriction: Restriction) -> None:
+    """Tell the user about a warning or a suspension (a ladder step or an admin's), once per
+    restriction. The inbox shows it as a banner too; that is where the link goes."""
+    user = restriction.user
+    if restriction.kind == Restriction.Kind.WARNING:
+        kind, title = NotificationKind.WARNING, "You received a warning about messaging"
+    elif restriction.kind == Restriction.Kind.SUSPENSION:
+        kind = NotificationKind.SUSPENSION
+        if restriction.ends_at is None:
+            title = "Your account is suspended from messaging"
+        else:
+            try:
+                zone = ZoneInfo(user.profile.timezone)
+            except Exception:  # an account without a profile, or a zone since removed
+                zone = ZoneInfo("UTC")
+            ends_at = restriction.ends_at.astimezone(zone)
+            until = f"{ends_at:%b %-d, %H:%M} {ends_at.tzname()}"
+            title = f"Your account is suspended from messaging until {until}"
+    else:
+        return
+    notify(
+        recipient=user,
+        kind=kind,
+        title=title,
+        body=restriction.reason,
+        url=reverse("inbox:index"),
+        dedupe_key=f"restriction:{restriction.pk}",
+    )

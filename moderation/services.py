@@ -5,9 +5,13 @@ from django.utils import timezone
 
 from inbox.models import Message
 from inbox.services import announce_moderation_outcome, deliver_approved_message, file_conversations
+from inbox.services.messaging import excerpt, message_url
 from marketplace.errors import Conflict, InvalidInput, NotFound
+from notifications.models import Kind as NotificationKind
+from notifications.services import notify
 
 from .models import ModerationDecision, Report, Restriction
+from .rules import notify_restriction
 
 NOTE_MAX = 2000
 
@@ -29,7 +33,16 @@ def approve_message(*, message: Message, moderator, note: str = "") -> Message:
             moderator=moderator,
             note=note,
         )
-        return deliver_approved_message(message=message)
+        message = deliver_approved_message(message=message)
+        _notify_sender(
+            message=message,
+            moderator=moderator,
+            kind=NotificationKind.MESSAGE_APPROVED,
+            title=f"Your message to {_recipient_name(message)} was approved and delivered",
+            body=excerpt(message.body),
+            outcome="approved",
+        )
+        return message
 
 
 def reject_message(*, message: Message, moderator, reason: str, note: str = "") -> Message:
@@ -51,7 +64,38 @@ def reject_message(*, message: Message, moderator, reason: str, note: str = "") 
             pk=message.pk
         )
         announce_moderation_outcome(message=message)
+        _notify_sender(
+            message=message,
+            moderator=moderator,
+            kind=NotificationKind.MESSAGE_REJECTED,
+            title=f"Your message to {_recipient_name(message)} was not delivered",
+            body=excerpt(reason),
+            outcome="rejected",
+        )
     return message
+
+
+def _recipient_name(message: Message) -> str:
+    conversation = message.conversation
+    recipient = (
+        conversation.user_high if conversation.user_low_id == message.sender_id else conversation.user_low
+    )
+    return recipient.profile.display_name or recipient.username
+
+
+def _notify_sender(*, message: Message, moderator, kind: str, title: str, body: str, outcome: str) -> None:
+    """A moderator decided on a held message: its sender is told (not a moderator deciding on
+    their own message)."""
+    if moderator is not None and moderator.pk == message.sender_id:
+        return
+    notify(
+        recipient=message.sender,
+        kind=kind,
+        title=title,
+        body=body,
+        url=message_url(message),
+        dedupe_key=f"message:{message.pk}:{outcome}",
+    )
 
 
 def report(*, reporter, conversation, reason: str, note: str = "", message: Message | None = None) -> Report:
@@ -106,9 +150,12 @@ def restrict(*, user, kind: str, reason: str, moderator, ends_at=None) -> Restri
         raise InvalidInput("An admin gives a warning or a suspension.", code="invalid_kind")
     if not reason.strip():
         raise InvalidInput("Say why, for the user and the next admin.", code="invalid_reason")
-    return Restriction.objects.create(
-        user=user, kind=kind, reason=reason.strip()[:300], ends_at=ends_at, created_by=moderator
-    )
+    with transaction.atomic():
+        restriction = Restriction.objects.create(
+            user=user, kind=kind, reason=reason.strip()[:300], ends_at=ends_at, created_by=moderator
+        )
+        notify_restriction(restriction)
+    return restriction
 
 
 def lift_restriction(*, restriction: Restriction, moderator) -> Restriction:

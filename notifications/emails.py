@@ -18,23 +18,48 @@ def read_unsubscribe_token(token: str) -> dict:
     return signing.loads(token, salt=UNSUBSCRIBE_SALT)
 
 
+def absolute_url(path: str) -> str:
+    """SITE_URL + a path on this site. The path always starts with exactly one "/", so a stored
+    url such as "@other.example/" or "//other.example/" cannot turn the link into another host."""
+    return settings.SITE_URL.rstrip("/") + "/" + path.lstrip("/")
+
+
 def send_notification_email(*, recipient, notifications, digest: bool) -> None:
     items = [
         {
             "notification": n,
-            "link": settings.SITE_URL.rstrip("/") + n.url,
-            "unsubscribe": settings.SITE_URL.rstrip("/")
-            + reverse("notifications:unsubscribe", args=[unsubscribe_token(user=recipient, kind=n.kind)]),
+            "kind_label": n.get_kind_display(),
+            "link": absolute_url(n.url),
+            "unsubscribe": absolute_url(
+                reverse("notifications:unsubscribe", args=[unsubscribe_token(user=recipient, kind=n.kind)])
+            ),
         }
         for n in notifications
     ]
-    context = {"recipient": recipient, "items": items, "digest": digest, "site_url": settings.SITE_URL}
+    # One "stop emails about ..." link per kind, in the order the kinds first appear (a digest
+    # shows these once at the end instead of under every item).
+    by_kind = {}
+    for item in items:
+        by_kind.setdefault(
+            item["notification"].kind, {"label": item["kind_label"], "url": item["unsubscribe"]}
+        )
+    unsubscribe_links = list(by_kind.values())
     if digest:
         subject = f"{len(items)} unread message{'s' if len(items) != 1 else ''} in your inbox"
     elif len(items) == 1:
         subject = notifications[0].title
     else:
         subject = f"{len(items)} updates from your inbox"
+    subject = " ".join(subject.split())  # a header: no line breaks, whatever the title holds
+    context = {
+        "recipient": recipient,
+        "items": items,
+        "digest": digest,
+        "subject": subject,
+        "site_url": settings.SITE_URL,
+        "settings_url": absolute_url(reverse("notifications:settings")),
+        "unsubscribe_links": unsubscribe_links,
+    }
     email = EmailMultiAlternatives(
         subject=subject,
         body=render_to_string("notifications/email.txt", context),

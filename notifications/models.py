@@ -112,6 +112,8 @@ class Delivery(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.CLAIMED)
     detail = models.CharField(max_length=300, blank=True)
+    # The fan-out run that inserted the row: how a run tells its claims from another run's.
+    claim = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

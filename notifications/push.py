@@ -1,22 +1,56 @@
 """Web Push: each browser the recipient subscribed gets the notification (VAPID keys from the
-settings; without them the push channel is off and says so)."""
+settings; without them the push channel is off and says so).
 
+WEBPUSH_VAPID_PRIVATE_KEY is the application server's P-256 private key, either base64url of
+the raw 32-byte key (what `make vapid-keys` prints) or base64url DER, or a PEM block (with
+real or escaped "\\n" line breaks). WEBPUSH_VAPID_PUBLIC_KEY is the matching public key as the
+browser's `applicationServerKey` wants it: base64url of the 65-byte uncompressed point."""
+
+import functools
 import json
 import logging
 
+import requests
 from django.conf import settings
 
 from .models import Delivery, PushSubscription
 
 logger = logging.getLogger(__name__)
 
+# How long the push service keeps a notification for a browser that is offline. 0 (pywebpush's
+# default) would drop it unless the browser happens to be connected at that moment.
+TTL_SECONDS = 24 * 60 * 60
+
+
+class InvalidVapidKey(ValueError):
+    pass
+
+
+@functools.lru_cache(maxsize=4)
+def vapid_key(private_key: str):
+    """The py_vapid signer for a configured key (parsed once per process)."""
+    from py_vapid import Vapid
+
+    text = private_key.strip().replace("\\n", "\n")
+    try:
+        if "-----BEGIN" in text:
+            return Vapid.from_pem(text.encode())
+        return Vapid.from_string(private_key=text)
+    except Exception as exc:
+        raise InvalidVapidKey(str(exc) or type(exc).__name__) from None
+
 
 def send_push(notification) -> tuple[str, str]:
     """(status, detail) for the notification's push delivery."""
     if not settings.WEBPUSH_VAPID_PRIVATE_KEY:
-        return Delivery.Status.SKIPPED, "Web Push is not configured (WEBPUSH_VAPID_PRIVATE_KEY)"
+        return Delivery.Status.SKIPPED, "Web Push is not configured (WEBPUSH_VAPID_PRIVATE_KEY is empty)"
     from pywebpush import WebPushException, webpush
 
+    try:
+        vapid = vapid_key(settings.WEBPUSH_VAPID_PRIVATE_KEY)
+    except InvalidVapidKey as exc:
+        logger.error("WEBPUSH_VAPID_PRIVATE_KEY is not a usable key: %s", exc)
+        return Delivery.Status.FAILED, "WEBPUSH_VAPID_PRIVATE_KEY is not a valid P-256 private key"
     subscriptions = list(PushSubscription.objects.filter(user_id=notification.recipient_id))
     if not subscriptions:
         return Delivery.Status.SKIPPED, "no browser subscribed"
@@ -30,9 +64,10 @@ def send_push(notification) -> tuple[str, str]:
                     "keys": {"p256dh": subscription.p256dh, "auth": subscription.auth},
                 },
                 data=data,
-                vapid_private_key=settings.WEBPUSH_VAPID_PRIVATE_KEY,
-                vapid_claims={"sub": settings.WEBPUSH_VAPID_SUBJECT},
+                vapid_private_key=vapid,
+                vapid_claims={"sub": settings.WEBPUSH_VAPID_SUBJECT},  # a new dict: pywebpush adds aud/exp
                 timeout=settings.WEBPUSH_TIMEOUT_SECONDS,
+                ttl=TTL_SECONDS,
             )
             sent += 1
         except WebPushException as exc:
@@ -41,6 +76,11 @@ def send_push(notification) -> tuple[str, str]:
                 subscription.delete()
             failures.append(f"{status or 'error'}")
             logger.warning("web push to %s failed: %s", subscription.endpoint[:60], exc)
+        except (requests.RequestException, ValueError) as exc:
+            # The push service is unreachable or the subscription's keys are unusable: this
+            # browser fails, the others are still served.
+            failures.append("unreachable" if isinstance(exc, requests.RequestException) else "bad keys")
+            logger.warning("web push to %s failed: %r", subscription.endpoint[:60], exc)
     if sent:
         return Delivery.Status.SENT, f"{sent} browser(s)" + (
             f", failed: {', '.join(failures)}" if failures else ""

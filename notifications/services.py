@@ -8,6 +8,7 @@ twice, or restarted after a worker died mid-way, sends nothing twice; a sweep re
 notifications whose fan-out never ran (the broker was down)."""
 
 import logging
+import uuid
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -76,20 +77,25 @@ def _queue_fan_out(notification_ids: list[int]) -> None:
 
 
 def mark_read(*, user, notification_id: int) -> Notification:
-    notification = Notification.objects.filter(pk=notification_id, recipient=user).first()
-    if notification is None:
-        raise NotFound("Notification not found.")
-    if notification.read_at is None:
-        notification.read_at = timezone.now()
-        notification.save(update_fields=["read_at"])
-        _announce_read(user, [notification.pk])
+    with transaction.atomic():
+        notification = (
+            Notification.objects.select_for_update().filter(pk=notification_id, recipient=user).first()
+        )
+        if notification is None:
+            raise NotFound("Notification not found.")
+        if notification.read_at is None:
+            notification.read_at = timezone.now()
+            notification.save(update_fields=["read_at"])
+            _announce_read(user, [notification.pk])
     return notification
 
 
 def mark_all_read(*, user) -> int:
     with transaction.atomic():
         ids = list(
-            Notification.objects.filter(recipient=user, read_at__isnull=True).values_list("pk", flat=True)
+            Notification.objects.filter(recipient=user, in_app=True, read_at__isnull=True).values_list(
+                "pk", flat=True
+            )
         )
         Notification.objects.filter(pk__in=ids).update(read_at=timezone.now())
         if ids:
@@ -149,11 +155,17 @@ def add_push_subscription(*, user, endpoint: str, p256dh: str, auth: str) -> Pus
         parts.scheme != "https"
         or not parts.hostname
         or len(endpoint) > 500
-        or any(c.isspace() for c in endpoint)
+        or any(c.isspace() or c == "\x00" for c in endpoint)  # PostgreSQL refuses a NUL
     ):
         raise InvalidInput("A push subscription's endpoint is an https URL.", code="invalid_subscription")
     for name, value, longest in (("p256dh", p256dh, 200), ("auth", auth, 100)):
-        if not isinstance(value, str) or not value or len(value) > longest or not value.isascii():
+        if (
+            not isinstance(value, str)
+            or not value
+            or len(value) > longest
+            or not value.isascii()
+            or "\x00" in value
+        ):
             raise InvalidInput(f"A push subscription needs its {name} key.", code="invalid_subscription")
     subscription, _ = PushSubscription.objects.update_or_create(
         endpoint=endpoint, defaults={"user": user, "p256dh": p256dh, "auth": auth}
@@ -162,6 +174,8 @@ def add_push_subscription(*, user, endpoint: str, p256dh: str, auth: str) -> Pus
 
 
 def remove_push_subscription(*, user, endpoint: str) -> None:
+    if "\x00" in endpoint:  # no endpoint holds one, and PostgreSQL refuses it even in a lookup
+        return
     PushSubscription.objects.filter(user=user, endpoint=endpoint).delete()
 
 
@@ -181,15 +195,17 @@ def fan_out(*, notification_ids: list[int]) -> None:
     wanted = selectors.channels_for(notifications)  # {notification id: {channel, ...}}
     emails: dict[int, list[Notification]] = {}
     digests: set[int] = set()
+    pushes: list[Notification] = []
     for notification in notifications:
         channels = wanted[notification.pk]
         if Channel.PUSH in channels:
-            _push(notification)
+            pushes.append(notification)
         if Channel.EMAIL in channels and notification.recipient.email:
             if notification.kind in DIGESTED_KINDS:
                 digests.add(notification.recipient_id)
             else:
                 emails.setdefault(notification.recipient_id, []).append(notification)
+    _push(pushes)
     for batch in emails.values():
         _email(batch, digest=False)
     Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(fanned_out_at=timezone.now())
@@ -224,62 +240,71 @@ def send_message_digest(*, recipient_id: int) -> int:
             conversation_id__in={n.message.conversation_id for n in waiting if n.message},
         ).values_list("conversation_id", "last_read_message_id")
     )
-    unread, read = [], []
+    still_wanted = selectors.channels_for(waiting)  # preferences now: unsubscribed during the delay
+    unread, read, turned_off = [], [], []
     for notification in waiting:
         message = notification.message
         seen = message is None or message.pk <= (read_up_to.get(message.conversation_id) or 0)
-        (read if seen or notification.read_at else unread).append(notification)
-    for notification in read:
-        _claim(notification, Channel.EMAIL, status=Delivery.Status.SKIPPED, detail="read before the digest")
+        if Channel.EMAIL not in still_wanted[notification.pk]:
+            turned_off.append(notification)
+        else:
+            (read if seen or notification.read_at else unread).append(notification)
+    _claim(read, Channel.EMAIL, status=Delivery.Status.SKIPPED, detail="read before the digest")
+    _claim(turned_off, Channel.EMAIL, status=Delivery.Status.SKIPPED, detail="email turned off")
     if unread:
         _email(unread, digest=True)
     return len(unread)
 
 
 def _claim(
-    notification: Notification, channel: str, *, status=Delivery.Status.CLAIMED, detail=""
-) -> Delivery | None:
-    """The delivery row for this channel, created now; None when another run already has it."""
-    try:
-        with transaction.atomic():
-            return Delivery.objects.create(
-                notification=notification, channel=channel, status=status, detail=detail
-            )
-    except IntegrityError:
-        return None
+    notifications: list[Notification], channel: str, *, status=Delivery.Status.CLAIMED, detail=""
+) -> list[Notification]:
+    """Insert the channel's delivery rows for these notifications in one statement and return
+    the notifications whose row this run created; those another run already holds are left out,
+    so nothing is sent twice."""
+    if not notifications:
+        return []
+    claim = uuid.uuid4()
+    Delivery.objects.bulk_create(
+        [
+            Delivery(notification=n, channel=channel, status=status, detail=detail, claim=claim)
+            for n in notifications
+        ],
+        ignore_conflicts=True,
+    )
+    ours = set(Delivery.objects.filter(claim=claim).values_list("notification_id", flat=True))
+    return [n for n in notifications if n.pk in ours]
 
 
-def _finish(delivery: Delivery, status: str, detail: str = "") -> None:
-    Delivery.objects.filter(pk=delivery.pk).update(status=status, detail=detail[:300], sent_at=timezone.now())
+def _finish(notifications: list[Notification], channel: str, status: str, detail: str = "") -> None:
+    Delivery.objects.filter(notification__in=notifications, channel=channel).update(
+        status=status, detail=detail[:300], sent_at=timezone.now()
+    )
 
 
 def _email(notifications: list[Notification], *, digest: bool) -> None:
     from .emails import send_notification_email
 
-    claimed = [(n, d) for n in notifications if (d := _claim(n, Channel.EMAIL)) is not None]
+    claimed = _claim(notifications, Channel.EMAIL)
     if not claimed:
         return
     try:
-        send_notification_email(
-            recipient=claimed[0][0].recipient, notifications=[n for n, _ in claimed], digest=digest
-        )
+        send_notification_email(recipient=claimed[0].recipient, notifications=claimed, digest=digest)
     except Exception as exc:  # the mail server: logged, kept as failed, not retried blindly
-        logger.exception("notification email to user %s failed", claimed[0][0].recipient_id)
-        for _, delivery in claimed:
-            _finish(delivery, Delivery.Status.FAILED, str(exc))
+        logger.exception("notification email to user %s failed", claimed[0].recipient_id)
+        _finish(claimed, Channel.EMAIL, Delivery.Status.FAILED, str(exc))
         return
-    for _, delivery in claimed:
-        _finish(delivery, Delivery.Status.SENT)
+    _finish(claimed, Channel.EMAIL, Delivery.Status.SENT)
 
 
-def _push(notification: Notification) -> None:
+def _push(notifications: list[Notification]) -> None:
     from .push import send_push
 
-    delivery = _claim(notification, Channel.PUSH)
-    if delivery is None:
-        return
-    status, detail = send_push(notification)
-    _finish(delivery, status, detail)
+    outcomes: dict[tuple[str, str], list[Notification]] = {}
+    for notification in _claim(notifications, Channel.PUSH):
+        outcomes.setdefault(send_push(notification), []).append(notification)
+    for (status, detail), sent in outcomes.items():
+        _finish(sent, Channel.PUSH, status, detail)
 
 
 def sweep(*, older_than: timedelta | None = None) -> int:

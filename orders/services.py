@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from inbox.models import Conversation, Message
@@ -20,6 +21,8 @@ from inbox.payloads import iso_timestamp
 from inbox.services import get_or_create_conversation, post_card_message, update_card
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moderation.scanning import screen
+from notifications.models import Kind as NotificationKind
+from notifications.services import notify
 
 from .models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 
@@ -105,6 +108,29 @@ def _money(value: Decimal) -> str:
     return f"${value:,.2f}".replace(".00", "")
 
 
+# --- notifications: who is told, and where they act on it -----------------------------------
+
+
+def _name(user) -> str:
+    return user.profile.display_name or user.username
+
+
+def _excerpt(text: str, limit: int = 120) -> str:
+    """One line of user text for a notification's body."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+def _order_url(order: Order) -> str:
+    return reverse("orders:order", args=[order.number])
+
+
+def _card_url(conversation_id: int, message_id: int | None) -> str:
+    """A card in its conversation (the conversation itself when the card is gone)."""
+    url = reverse("inbox:conversation", args=[conversation_id])
+    return f"{url}?message={message_id}" if message_id else url
+
+
 # --- gigs -----------------------------------------------------------------------------------
 
 
@@ -183,6 +209,14 @@ def send_request(*, buyer, seller, description: str, budget, deadline: date) -> 
             flags=("has_request",),
         )
         request.save(update_fields=["message"])
+        notify(
+            recipient=seller,
+            kind=NotificationKind.REQUEST_RECEIVED,
+            title=f"{_name(buyer)} sent you a request",
+            body=f"{_excerpt(description)} (budget {_money(budget)}, by {deadline:%b %-d, %Y})",
+            url=_card_url(conversation.pk, request.message.pk),
+            dedupe_key=f"request:{request.pk}",
+        )
     return request
 
 
@@ -260,6 +294,14 @@ def create_offer(
             flags=("has_custom_offer",),
         )
         offer.save(update_fields=["message"])
+        notify(
+            recipient=buyer,
+            kind=NotificationKind.OFFER_RECEIVED,
+            title=f"{_name(seller)} sent you a custom offer",
+            body=f"{_excerpt(offer.title)} ({_money(offer.price)}, {offer.delivery_days}-day delivery)",
+            url=_card_url(conversation.pk, offer.message.pk),
+            dedupe_key=f"offer:{offer.pk}:received",
+        )
     return offer
 
 
@@ -288,6 +330,14 @@ def accept_offer(*, buyer, offer: CustomOffer) -> Order:
         offer = _decide_offer(offer=offer, to_status=CustomOffer.Status.ACCEPTED)
         order = _create_order(offer=offer)
         update_card(message=offer.message, card=_offer_card(offer, order))
+        notify(
+            recipient=offer.seller,
+            kind=NotificationKind.OFFER_ACCEPTED,
+            title=f"{_name(buyer)} accepted your offer",
+            body=f"{_excerpt(offer.title)}: order #{order.number} has started.",
+            url=_order_url(order),
+            dedupe_key=f"offer:{offer.pk}:accepted",
+        )
     return order
 
 
@@ -297,6 +347,14 @@ def decline_offer(*, buyer, offer: CustomOffer) -> CustomOffer:
     with transaction.atomic():
         offer = _decide_offer(offer=offer, to_status=CustomOffer.Status.DECLINED)
         update_card(message=offer.message, card=_offer_card(offer))
+        notify(
+            recipient=offer.seller,
+            kind=NotificationKind.OFFER_DECLINED,
+            title=f"{_name(buyer)} declined your offer",
+            body=_excerpt(offer.title),
+            url=_card_url(offer.conversation_id, offer.message_id),
+            dedupe_key=f"offer:{offer.pk}:declined",
+        )
     return offer
 
 
@@ -306,6 +364,14 @@ def withdraw_offer(*, seller, offer: CustomOffer) -> CustomOffer:
     with transaction.atomic():
         offer = _decide_offer(offer=offer, to_status=CustomOffer.Status.WITHDRAWN)
         update_card(message=offer.message, card=_offer_card(offer))
+        notify(
+            recipient=offer.buyer,
+            kind=NotificationKind.ORDER_UPDATED,
+            title=f"{_name(seller)} withdrew their offer",
+            body=_excerpt(offer.title),
+            url=_card_url(offer.conversation_id, offer.message_id),
+            dedupe_key=f"offer:{offer.pk}:withdrawn",
+        )
     return offer
 
 
@@ -318,6 +384,19 @@ def _expire(offer: CustomOffer) -> bool:
             offer.refresh_from_db()
             if offer.message_id:
                 update_card(message=offer.message, card=_offer_card(offer))
+            seller, buyer = offer.seller, offer.buyer
+            for recipient, title in (
+                (seller, f"Your offer to {_name(buyer)} expired"),
+                (buyer, f"{_name(seller)}'s offer expired"),
+            ):
+                notify(
+                    recipient=recipient,
+                    kind=NotificationKind.OFFER_EXPIRED,
+                    title=title,
+                    body=_excerpt(offer.title),
+                    url=_card_url(offer.conversation_id, offer.message_id),
+                    dedupe_key=f"offer:{offer.pk}:expired",
+                )
     return bool(changed)
 
 
@@ -386,6 +465,15 @@ def _create_order(*, offer: CustomOffer) -> Order:
         text=f"Payment of {_money(order.price)} recorded for #{order.number} "
         "(placeholder: no money moves here).",
         data={"amount": str(order.price), "placeholder": True},
+    )
+    # The buyer placed it: only the seller is told.
+    notify(
+        recipient=offer.seller,
+        kind=NotificationKind.ORDER_CREATED,
+        title=f"New order #{order.number} from {_name(buyer)}",
+        body=f"{_excerpt(order.title)} ({_money(order.price)}, due in {order.delivery_days} days)",
+        url=_order_url(order),
+        dedupe_key=f"order:{order.pk}:created",
     )
     return order
 
@@ -461,6 +549,14 @@ def submit_requirements(*, buyer, order: Order, requirements: str) -> Order:
             kind=OrderEvent.Kind.REQUIREMENTS,
             text=f"Requirements for #{order.number}:\n{requirements}",
         )
+        notify(
+            recipient=order.seller,
+            kind=NotificationKind.REQUIREMENTS_SUBMITTED,
+            title=f"{_name(buyer)} submitted the requirements for #{order.number}",
+            body=_excerpt(requirements),
+            url=_order_url(order),
+            dedupe_key=f"order:{order.pk}:requirements",
+        )
     return order
 
 
@@ -479,6 +575,15 @@ def deliver_order(*, seller, order: Order, message: str) -> Order:
         screen(message, sender=seller, recipient=order.buyer, what="Your delivery")
         _record(
             order, actor=seller, kind=OrderEvent.Kind.DELIVERED, text=f"Delivered #{order.number}:\n{message}"
+        )
+        # One delivery per round: the first (0 revisions used), then one after each revision.
+        notify(
+            recipient=order.buyer,
+            kind=NotificationKind.ORDER_DELIVERED,
+            title=f"{_name(seller)} delivered order #{order.number}",
+            body=_excerpt(message),
+            url=_order_url(order),
+            dedupe_key=f"order:{order.pk}:delivered:{order.revisions_used}",
         )
     return order
 
@@ -512,6 +617,14 @@ def request_revision(*, buyer, order: Order, reason: str) -> Order:
             kind=OrderEvent.Kind.REVISION,
             text=f"Revision requested on #{order.number}:\n{reason}",
         )
+        notify(
+            recipient=order.seller,
+            kind=NotificationKind.REVISION_REQUESTED,
+            title=f"{_name(buyer)} asked for a revision of #{order.number}",
+            body=_excerpt(reason),
+            url=_order_url(order),
+            dedupe_key=f"order:{order.pk}:revision:{order.revisions_used}",
+        )
     return order
 
 
@@ -528,6 +641,14 @@ def complete_order(*, buyer, order: Order) -> Order:
         )
         _record(
             order, actor=buyer, kind=OrderEvent.Kind.COMPLETED, text=f"Order #{order.number} is complete."
+        )
+        notify(
+            recipient=order.seller,
+            kind=NotificationKind.ORDER_COMPLETED,
+            title=f"{_name(buyer)} completed order #{order.number}",
+            body=f"{_excerpt(order.title)}: you can now review {_name(buyer)}.",
+            url=_order_url(order),
+            dedupe_key=f"order:{order.pk}:completed",
         )
     return order
 
@@ -554,6 +675,14 @@ def cancel_order(*, user, order: Order, reason: str) -> Order:
             kind=OrderEvent.Kind.CANCELLED,
             text=f"Order #{order.number} was cancelled by the {role}: {reason}",
             data={"reason": reason, "by": role},
+        )
+        notify(
+            recipient=other,
+            kind=NotificationKind.ORDER_UPDATED,
+            title=f"{_name(user)} cancelled order #{order.number}",
+            body=_excerpt(reason),
+            url=_order_url(order),
+            dedupe_key=f"order:{order.pk}:cancelled",
         )
     return order
 
@@ -582,6 +711,14 @@ def leave_review(*, author, order: Order, rating, text: str = "") -> Review:
             kind=OrderEvent.Kind.REVIEW,
             text=f"{author.profile.display_name} left a {rating}-star review on #{current.number}.",
             data={"rating": rating},
+        )
+        notify(
+            recipient=review.subject,
+            kind=NotificationKind.REVIEW_RECEIVED,
+            title=f"{_name(author)} left you a {rating}-star review",
+            body=_excerpt(text),
+            url=_order_url(current),
+            dedupe_key=f"review:{review.pk}",
         )
     return review
 

@@ -5,6 +5,7 @@ Each service is one transaction. Events for open tabs are appended to the per-us
 it (inbox.events) and pushed only after commit.
 """
 
+import logging
 import uuid
 from datetime import timedelta
 
@@ -12,19 +13,44 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.urls import reverse
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moderation import rules as moderation_rules
 from moderation.scanning import HOLD, REJECT, Verdict
 from moderation.scanning import scan as moderation_scan
+from notifications.models import Kind as NotificationKind
+from notifications.services import notify
 
 from ..events import append_events, push_ephemeral
 from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
 from ..payloads import message_payload
+from ..presence import online_user_ids
 from .filing import announce_states
 
+logger = logging.getLogger(__name__)
+
 User = get_user_model()
+
+# Cards with a notification kind of their own (an order step, an offer, a request) are not also
+# announced as a new message; text and calls are.
+NEW_MESSAGE_KINDS = (Message.Kind.TEXT, Message.Kind.CALL)
+
+
+def message_url(message: Message) -> str:
+    """Where a message is read: its conversation, scrolled to it."""
+    return f"{reverse('inbox:conversation', args=[message.conversation_id])}?message={message.pk}"
+
+
+def excerpt(text: str, limit: int = 120) -> str:
+    """One line of a message for a notification's body."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+def _display_name(user) -> str:
+    return user.profile.display_name or user.username
 
 
 def validate_message_body(body) -> str:
@@ -308,6 +334,15 @@ def _store_message(
                 )
             ]
         )
+        if message.status == Message.Status.HELD:
+            notify(
+                recipient=sender,
+                kind=NotificationKind.MESSAGE_HELD,
+                title=f"Your message to {_display_name(recipient_membership.user)} is under review",
+                body=excerpt(message.moderation_reason),
+                url=message_url(message),
+                dedupe_key=f"message:{message.pk}:held",
+            )
         return message
     _deliver(message=message, memberships=memberships, flags=flags)
     return message
@@ -383,6 +418,29 @@ def _deliver(
     )
     if not approved:  # a message moderation held never counts for the response figures
         transaction.on_commit(lambda: _queue_response_update(message.pk), robust=True)
+    if message.kind in NEW_MESSAGE_KINDS:
+        _notify_if_away(message=message, recipient=recipient_membership.user)
+
+
+def _notify_if_away(*, message: Message, recipient) -> None:
+    """A new message for someone with no page open (no socket): the bell, email, push. Who is
+    online sees it arrive already."""
+    try:
+        online = recipient.pk in online_user_ids([recipient.pk])
+    except Exception:  # the presence cache is down: better told twice than never
+        logger.warning("presence unknown for user %s; notifying of message %s", recipient.pk, message.pk)
+        online = False
+    if online:
+        return
+    notify(
+        recipient=recipient,
+        kind=NotificationKind.NEW_MESSAGE,
+        title=f"New message from {_display_name(message.sender)}",
+        body=excerpt(message.body),
+        url=message_url(message),
+        dedupe_key=f"message:{message.pk}",
+        message=message,
+    )
 
 
 def _queue_response_update(message_id: int) -> None:

@@ -628,19 +628,24 @@ def test_events_since_zero_are_the_whole_log_oldest_first(buyer, seller, convers
     assert set(page) == {"items", "next_cursor"}
     assert page["next_cursor"] is None
     events = page["items"]
+    # The buyer had no tab open: the reply also rang their bell (a notification of it).
     assert [(e["type"], e["cursor"]) for e in events] == [
         ("message.created", 1),
         ("message.created", 2),
-        ("conversation.read", 3),
+        ("notification.created", 3),
+        ("conversation.read", 4),
     ]
     assert [e["message"]["body"] for e in events[:2]] == ["Hi, is the logo gig open?", "Sure!"]
     for event in events[:2]:
         assert_message_shape(event["message"])
         assert event["conversation_id"] == conversation.pk
-    assert events[2]["last_read_message_id"] == reply.pk
-    assert events[2]["reader"] == "buyer"
+    assert events[2]["notification"]["kind"] == "new_message"
+    assert events[2]["notification"]["url"] == f"/inbox/{conversation.pk}/?message={reply.pk}"
+    assert events[3]["last_read_message_id"] == reply.pk
+    assert events[3]["reader"] == "buyer"
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_events_page_with_limit_and_next_cursor(buyer, seller, conversation):
     for number in range(8):
         send_message(sender=buyer, conversation=conversation, body=f"update {number}")
@@ -669,6 +674,7 @@ def test_events_refuse_bad_parameters(buyer, conversation, params):
     assert_error(Api(buyer).get("/events", params), 422)
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_a_pruned_cursor_answers_410(buyer, seller, conversation):
     send_message(sender=buyer, conversation=conversation, body="recent")
     Event.objects.filter(cursor=1).update(created_at=timezone.now() - timedelta(days=90))

@@ -114,6 +114,7 @@ def consumer_channels(user) -> set[str]:
 # --- authentication and origin -------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("everyone_online")
 async def test_session_cookie_connects_and_hello_carries_the_head_cursor(connect, buyer, seller):
     await call(services.start_conversation)(sender=buyer, recipient_username="seller", body="Hi")
     head = await call(selectors.head_cursor)(user_id=seller.pk)
@@ -449,13 +450,15 @@ async def test_events_pushed_while_no_socket_is_open_are_lost_but_the_log_has_th
 
     seller_ws, hello = await connect(seller)
     # The pushes are gone: the new socket announces the head cursor but replays nothing.
-    assert hello["cursor"] == last_seen + len(missed)
+    # (Away, the seller was also notified of each message: two events per message.)
+    assert hello["cursor"] == last_seen + 2 * len(missed)
     assert await seller_ws.receive_nothing(timeout=QUIET)
 
     gap = await events_since(seller, last_seen)
-    assert [event["cursor"] for event in gap] == [last_seen + 1, last_seen + 2, last_seen + 3]
-    assert [event["message"]["body"] for event in gap] == missed
-    assert [event["type"] for event in gap] == ["message.created"] * 3
+    assert [event["cursor"] for event in gap] == list(range(last_seen + 1, last_seen + 7))
+    assert [event["type"] for event in gap] == ["message.created", "notification.created"] * 3
+    assert [event["message"]["body"] for event in gap[::2]] == missed
+    assert [event["notification"]["body"] for event in gap[1::2]] == missed
 
     await call(services.send_message)(sender=buyer, conversation=conversation, body="back live")
     live = await seller_ws.receive_json_from(timeout=WAIT)
@@ -491,6 +494,7 @@ async def test_push_lost_on_an_open_socket_shows_as_a_cursor_gap(connect, buyer,
     assert [event["message"]["body"] for event in gap] == ["lost on the wire", "after the blip"]
 
 
+@pytest.mark.usefixtures("everyone_online")
 async def test_push_failure_after_commit_does_not_fail_the_send(settings, caplog, buyer, seller):
     conversation, _, _ = await call(services.start_conversation)(
         sender=buyer, recipient_username="seller", body="hello"

@@ -72,6 +72,7 @@ def test_a_client_id_reused_for_another_recipient_creates_no_conversation(buyer,
     assert not stranger.memberships.exists()
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_a_pruned_cursor_answers_410_with_the_cursor_to_resume_from(buyer, seller):
     conversation, _, _ = start_conversation(sender=buyer, recipient_username="seller", body="Old news")
     prune_event_log(older_than=timedelta(0))

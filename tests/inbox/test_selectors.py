@@ -264,6 +264,7 @@ def test_thread_refuses_a_limit_out_of_range(buyer, seller, limit):
 # --- the event log ----------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_events_page_forward_from_a_cursor(buyer, seller):
     conversation = get_or_create_conversation(user=buyer, other_user=seller)
     fill_thread(buyer, conversation, 7)
@@ -326,6 +327,7 @@ def test_thread_costs_the_same_queries_at_10_and_200_messages(buyer, seller):
     assert queries_at_10 == queries_at_200 == 1
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_events_cost_the_same_queries_at_10_and_200_events(buyer, seller):
     conversation = get_or_create_conversation(user=buyer, other_user=seller)
 

@@ -241,6 +241,7 @@ def test_client_ids_belong_to_their_sender(buyer, seller, conversation):
     assert Message.objects.count() == 2
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_each_send_logs_one_event_per_participant_with_cursors_one_apart(buyer, seller, conversation):
     bodies = ["one", "two", "three"]
     messages = [send(buyer, conversation, body) for body in bodies]
@@ -264,6 +265,7 @@ def test_each_send_logs_one_event_per_participant_with_cursors_one_apart(buyer, 
     assert seller_events[0]["message"]["client_id"] == str(messages[0].client_id)
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_cursors_are_per_user_and_have_no_gaps_across_conversations(buyer, seller, stranger, conversation):
     with_stranger = get_or_create_conversation(user=stranger, other_user=seller)
     send(buyer, conversation, "b1")
@@ -511,6 +513,7 @@ def test_a_rolled_back_send_pushes_nothing_and_stores_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("everyone_online")
 def test_with_real_commits_a_push_follows_the_commit_and_a_rollback_is_silent(channel_layer, buyer, seller):
     conversation = get_or_create_conversation(user=buyer, other_user=seller)
     seller_tab = listen(channel_layer, seller)
@@ -577,6 +580,7 @@ def test_a_pruned_cursor_is_gone_and_later_ones_still_read(buyer, seller, strang
     assert [e["cursor"] for e in logged_events(buyer)] == [3, 4]
 
 
+@pytest.mark.usefixtures("everyone_online")
 def test_prune_keeps_events_younger_than_the_given_age(buyer, seller, conversation):
     send(buyer, conversation, "one")
     send(buyer, conversation, "two")
