@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='delivery',
-            name='claim',
+            model_name="delivery",
+            name="claim",
             field=models.UUIDField(blank=True, db_index=True, null=True),
         ),
     ]
