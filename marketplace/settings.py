@@ -197,6 +197,8 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Marketplace Inbox <inbox
 SITE_URL = env("SITE_URL", default="http://127.0.0.1:8000")
 
 # --- Notifications
+# Fan-out waits this long after a notification, so a burst goes out as one email per recipient.
+NOTIFICATION_BATCH_SECONDS = env.int("NOTIFICATION_BATCH_SECONDS", default=10)
 # The email about unread messages waits this long, then goes out as one digest of what is still unread.
 NOTIFICATION_EMAIL_DELAY_SECONDS = env.int("NOTIFICATION_EMAIL_DELAY_SECONDS", default=300)
 # Notifications whose fan-out has not run after this long are re-queued by the sweep (beat).

@@ -70,7 +70,8 @@ def notify(
 def _queue_fan_out(notification_ids: list[int]) -> None:
     from .tasks import fan_out_task
 
-    fan_out_task.delay(notification_ids)
+    # A short wait gathers a burst (an order's several steps, a busy chat) into one email.
+    fan_out_task.apply_async([notification_ids], countdown=settings.NOTIFICATION_BATCH_SECONDS)
 
 
 # --- reading and preferences ---------------------------------------------------------------------
@@ -183,10 +184,12 @@ def remove_push_subscription(*, user, endpoint: str) -> None:
 
 
 def fan_out(*, notification_ids: list[int]) -> None:
-    """Serve the email and push channels of these notifications (one email per recipient for
-    the batch; message notifications wait for a digest), then mark them fanned out."""
+    """Serve the email and push channels of these notifications, and of every other one still
+    waiting for the same recipients (one email per recipient for the batch; message
+    notifications wait for a digest), then mark them fanned out."""
+    recipients = Notification.objects.filter(pk__in=notification_ids).values("recipient_id")
     notifications = list(
-        Notification.objects.filter(pk__in=notification_ids, fanned_out_at__isnull=True)
+        Notification.objects.filter(recipient_id__in=recipients, fanned_out_at__isnull=True)
         .select_related("recipient__profile")
         .order_by("pk")
     )

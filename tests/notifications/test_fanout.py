@@ -432,3 +432,20 @@ def test_tampered_unsubscribe_token_is_refused(client, buyer, method):
         assert response.status_code == 400
     assert selectors.preferences(user=buyer)[Kind.ORDER_DELIVERED][Channel.EMAIL] is True
     assert selectors.preferences(user=buyer)[Kind.WARNING][Channel.EMAIL] is True
+
+
+def test_a_burst_for_one_recipient_goes_out_as_one_email_whichever_task_runs_first(buyer, seller):
+    # Two services each notify in their own transaction; their fan-out tasks run later.
+    first = tell(buyer, key="burst-1", title="Order delivered")
+    second = tell(buyer, key="burst-2", title="Review received")
+    others = tell(seller, key="burst-3", title="Offer accepted")
+
+    services.fan_out(notification_ids=[second.pk])  # the later task happens to run first
+    services.fan_out(notification_ids=[first.pk])  # finds nothing left to send
+
+    [email] = emails_to(buyer)
+    assert email.subject == "2 updates from your inbox"
+    assert "Order delivered" in email.body and "Review received" in email.body
+    assert emails_to(seller) == []  # another recipient waits for their own task
+    others.refresh_from_db()
+    assert others.fanned_out_at is None
