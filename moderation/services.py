@@ -5,10 +5,10 @@ from django.utils import timezone
 
 from inbox.models import Message
 from inbox.services import announce_moderation_outcome, deliver_approved_message, file_conversations
-from inbox.services.messaging import excerpt, message_url
+from inbox.services.messaging import message_url
 from marketplace.errors import Conflict, InvalidInput, NotFound
 from notifications.models import Kind as NotificationKind
-from notifications.services import notify
+from notifications.services import display_name, excerpt, notify
 
 from .models import ModerationDecision, Report, Restriction
 from .rules import notify_restriction
@@ -80,7 +80,7 @@ def _recipient_name(message: Message) -> str:
     recipient = (
         conversation.user_high if conversation.user_low_id == message.sender_id else conversation.user_low
     )
-    return recipient.profile.display_name or recipient.username
+    return display_name(recipient)
 
 
 def _notify_sender(*, message: Message, moderator, kind: str, title: str, body: str, outcome: str) -> None:

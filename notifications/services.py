@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from inbox.events import append_events
@@ -72,6 +73,25 @@ def _queue_fan_out(notification_ids: list[int]) -> None:
 
     # A short wait gathers a burst (an order's several steps, a busy chat) into one email.
     fan_out_task.apply_async([notification_ids], countdown=settings.NOTIFICATION_BATCH_SECONDS)
+
+
+# --- how notifications name things (one wording for every service that notifies) --------------
+
+
+def display_name(user) -> str:
+    return user.profile.display_name or user.username
+
+
+def excerpt(text: str, limit: int = 120) -> str:
+    """One line of user text for a notification's body."""
+    line = " ".join((text or "").split())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
+
+
+def conversation_url(conversation_id: int, message_id: int | None = None) -> str:
+    """A conversation, scrolled to one of its messages when given."""
+    url = reverse("inbox:conversation", args=[conversation_id])
+    return f"{url}?message={message_id}" if message_id else url
 
 
 # --- reading and preferences ---------------------------------------------------------------------

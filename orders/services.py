@@ -22,7 +22,7 @@ from inbox.services import get_or_create_conversation, post_card_message, update
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moderation.scanning import screen
 from notifications.models import Kind as NotificationKind
-from notifications.services import notify
+from notifications.services import conversation_url, display_name, excerpt, notify
 
 from .models import BuyerRequest, Call, CustomOffer, Gig, Order, OrderEvent, Review
 
@@ -111,24 +111,8 @@ def _money(value: Decimal) -> str:
 # --- notifications: who is told, and where they act on it -----------------------------------
 
 
-def _name(user) -> str:
-    return user.profile.display_name or user.username
-
-
-def _excerpt(text: str, limit: int = 120) -> str:
-    """One line of user text for a notification's body."""
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
-
-
 def _order_url(order: Order) -> str:
     return reverse("orders:order", args=[order.number])
-
-
-def _card_url(conversation_id: int, message_id: int | None) -> str:
-    """A card in its conversation (the conversation itself when the card is gone)."""
-    url = reverse("inbox:conversation", args=[conversation_id])
-    return f"{url}?message={message_id}" if message_id else url
 
 
 # --- gigs -----------------------------------------------------------------------------------
@@ -212,9 +196,9 @@ def send_request(*, buyer, seller, description: str, budget, deadline: date) -> 
         notify(
             recipient=seller,
             kind=NotificationKind.REQUEST_RECEIVED,
-            title=f"{_name(buyer)} sent you a request",
-            body=f"{_excerpt(description)} (budget {_money(budget)}, by {deadline:%b %-d, %Y})",
-            url=_card_url(conversation.pk, request.message.pk),
+            title=f"{display_name(buyer)} sent you a request",
+            body=f"{excerpt(description)} (budget {_money(budget)}, by {deadline:%b %-d, %Y})",
+            url=conversation_url(conversation.pk, request.message.pk),
             dedupe_key=f"request:{request.pk}",
         )
     return request
@@ -297,9 +281,9 @@ def create_offer(
         notify(
             recipient=buyer,
             kind=NotificationKind.OFFER_RECEIVED,
-            title=f"{_name(seller)} sent you a custom offer",
-            body=f"{_excerpt(offer.title)} ({_money(offer.price)}, {offer.delivery_days}-day delivery)",
-            url=_card_url(conversation.pk, offer.message.pk),
+            title=f"{display_name(seller)} sent you a custom offer",
+            body=f"{excerpt(offer.title)} ({_money(offer.price)}, {offer.delivery_days}-day delivery)",
+            url=conversation_url(conversation.pk, offer.message.pk),
             dedupe_key=f"offer:{offer.pk}:received",
         )
     return offer
@@ -333,8 +317,8 @@ def accept_offer(*, buyer, offer: CustomOffer) -> Order:
         notify(
             recipient=offer.seller,
             kind=NotificationKind.OFFER_ACCEPTED,
-            title=f"{_name(buyer)} accepted your offer",
-            body=f"{_excerpt(offer.title)}: order #{order.number} has started.",
+            title=f"{display_name(buyer)} accepted your offer",
+            body=f"{excerpt(offer.title)}: order #{order.number} has started.",
             url=_order_url(order),
             dedupe_key=f"offer:{offer.pk}:accepted",
         )
@@ -350,9 +334,9 @@ def decline_offer(*, buyer, offer: CustomOffer) -> CustomOffer:
         notify(
             recipient=offer.seller,
             kind=NotificationKind.OFFER_DECLINED,
-            title=f"{_name(buyer)} declined your offer",
-            body=_excerpt(offer.title),
-            url=_card_url(offer.conversation_id, offer.message_id),
+            title=f"{display_name(buyer)} declined your offer",
+            body=excerpt(offer.title),
+            url=conversation_url(offer.conversation_id, offer.message_id),
             dedupe_key=f"offer:{offer.pk}:declined",
         )
     return offer
@@ -367,9 +351,9 @@ def withdraw_offer(*, seller, offer: CustomOffer) -> CustomOffer:
         notify(
             recipient=offer.buyer,
             kind=NotificationKind.ORDER_UPDATED,
-            title=f"{_name(seller)} withdrew their offer",
-            body=_excerpt(offer.title),
-            url=_card_url(offer.conversation_id, offer.message_id),
+            title=f"{display_name(seller)} withdrew their offer",
+            body=excerpt(offer.title),
+            url=conversation_url(offer.conversation_id, offer.message_id),
             dedupe_key=f"offer:{offer.pk}:withdrawn",
         )
     return offer
@@ -386,15 +370,15 @@ def _expire(offer: CustomOffer) -> bool:
                 update_card(message=offer.message, card=_offer_card(offer))
             seller, buyer = offer.seller, offer.buyer
             for recipient, title in (
-                (seller, f"Your offer to {_name(buyer)} expired"),
-                (buyer, f"{_name(seller)}'s offer expired"),
+                (seller, f"Your offer to {display_name(buyer)} expired"),
+                (buyer, f"{display_name(seller)}'s offer expired"),
             ):
                 notify(
                     recipient=recipient,
                     kind=NotificationKind.OFFER_EXPIRED,
                     title=title,
-                    body=_excerpt(offer.title),
-                    url=_card_url(offer.conversation_id, offer.message_id),
+                    body=excerpt(offer.title),
+                    url=conversation_url(offer.conversation_id, offer.message_id),
                     dedupe_key=f"offer:{offer.pk}:expired",
                 )
     return bool(changed)
@@ -470,8 +454,8 @@ def _create_order(*, offer: CustomOffer) -> Order:
     notify(
         recipient=offer.seller,
         kind=NotificationKind.ORDER_CREATED,
-        title=f"New order #{order.number} from {_name(buyer)}",
-        body=f"{_excerpt(order.title)} ({_money(order.price)}, due in {order.delivery_days} days)",
+        title=f"New order #{order.number} from {display_name(buyer)}",
+        body=f"{excerpt(order.title)} ({_money(order.price)}, due in {order.delivery_days} days)",
         url=_order_url(order),
         dedupe_key=f"order:{order.pk}:created",
     )
@@ -552,8 +536,8 @@ def submit_requirements(*, buyer, order: Order, requirements: str) -> Order:
         notify(
             recipient=order.seller,
             kind=NotificationKind.REQUIREMENTS_SUBMITTED,
-            title=f"{_name(buyer)} submitted the requirements for #{order.number}",
-            body=_excerpt(requirements),
+            title=f"{display_name(buyer)} submitted the requirements for #{order.number}",
+            body=excerpt(requirements),
             url=_order_url(order),
             dedupe_key=f"order:{order.pk}:requirements",
         )
@@ -580,8 +564,8 @@ def deliver_order(*, seller, order: Order, message: str) -> Order:
         notify(
             recipient=order.buyer,
             kind=NotificationKind.ORDER_DELIVERED,
-            title=f"{_name(seller)} delivered order #{order.number}",
-            body=_excerpt(message),
+            title=f"{display_name(seller)} delivered order #{order.number}",
+            body=excerpt(message),
             url=_order_url(order),
             dedupe_key=f"order:{order.pk}:delivered:{order.revisions_used}",
         )
@@ -620,8 +604,8 @@ def request_revision(*, buyer, order: Order, reason: str) -> Order:
         notify(
             recipient=order.seller,
             kind=NotificationKind.REVISION_REQUESTED,
-            title=f"{_name(buyer)} asked for a revision of #{order.number}",
-            body=_excerpt(reason),
+            title=f"{display_name(buyer)} asked for a revision of #{order.number}",
+            body=excerpt(reason),
             url=_order_url(order),
             dedupe_key=f"order:{order.pk}:revision:{order.revisions_used}",
         )
@@ -645,8 +629,8 @@ def complete_order(*, buyer, order: Order) -> Order:
         notify(
             recipient=order.seller,
             kind=NotificationKind.ORDER_COMPLETED,
-            title=f"{_name(buyer)} completed order #{order.number}",
-            body=f"{_excerpt(order.title)}: you can now review {_name(buyer)}.",
+            title=f"{display_name(buyer)} completed order #{order.number}",
+            body=f"{excerpt(order.title)}: you can now review {display_name(buyer)}.",
             url=_order_url(order),
             dedupe_key=f"order:{order.pk}:completed",
         )
@@ -679,8 +663,8 @@ def cancel_order(*, user, order: Order, reason: str) -> Order:
         notify(
             recipient=other,
             kind=NotificationKind.ORDER_UPDATED,
-            title=f"{_name(user)} cancelled order #{order.number}",
-            body=_excerpt(reason),
+            title=f"{display_name(user)} cancelled order #{order.number}",
+            body=excerpt(reason),
             url=_order_url(order),
             dedupe_key=f"order:{order.pk}:cancelled",
         )
@@ -715,8 +699,8 @@ def leave_review(*, author, order: Order, rating, text: str = "") -> Review:
         notify(
             recipient=review.subject,
             kind=NotificationKind.REVIEW_RECEIVED,
-            title=f"{_name(author)} left you a {rating}-star review",
-            body=_excerpt(text),
+            title=f"{display_name(author)} left you a {rating}-star review",
+            body=excerpt(text),
             url=_order_url(current),
             dedupe_key=f"review:{review.pk}",
         )

@@ -13,7 +13,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.urls import reverse
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
@@ -21,7 +20,7 @@ from moderation import rules as moderation_rules
 from moderation.scanning import HOLD, REJECT, Verdict
 from moderation.scanning import scan as moderation_scan
 from notifications.models import Kind as NotificationKind
-from notifications.services import notify
+from notifications.services import conversation_url, display_name, excerpt, notify
 
 from ..events import append_events, push_ephemeral
 from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
@@ -40,17 +39,7 @@ NEW_MESSAGE_KINDS = (Message.Kind.TEXT, Message.Kind.CALL)
 
 def message_url(message: Message) -> str:
     """Where a message is read: its conversation, scrolled to it."""
-    return f"{reverse('inbox:conversation', args=[message.conversation_id])}?message={message.pk}"
-
-
-def excerpt(text: str, limit: int = 120) -> str:
-    """One line of a message for a notification's body."""
-    line = " ".join((text or "").split())
-    return line if len(line) <= limit else line[: limit - 1].rstrip() + "\u2026"
-
-
-def _display_name(user) -> str:
-    return user.profile.display_name or user.username
+    return conversation_url(message.conversation_id, message.pk)
 
 
 def validate_message_body(body) -> str:
@@ -338,7 +327,7 @@ def _store_message(
             notify(
                 recipient=sender,
                 kind=NotificationKind.MESSAGE_HELD,
-                title=f"Your message to {_display_name(recipient_membership.user)} is under review",
+                title=f"Your message to {display_name(recipient_membership.user)} is under review",
                 body=excerpt(message.moderation_reason),
                 url=message_url(message),
                 dedupe_key=f"message:{message.pk}:held",
@@ -435,7 +424,7 @@ def _notify_if_away(*, message: Message, recipient) -> None:
     notify(
         recipient=recipient,
         kind=NotificationKind.NEW_MESSAGE,
-        title=f"New message from {_display_name(message.sender)}",
+        title=f"New message from {display_name(message.sender)}",
         body=excerpt(message.body),
         url=message_url(message),
         dedupe_key=f"message:{message.pk}",

@@ -2,9 +2,7 @@
 another app is caught however it is written, and the span the reviewer sees is the leak itself;
 prices, dates, reference numbers, versions and code go through untouched.
 
-Each case asks one scanner (or scan() with the configured scanners) for a verdict. Cases marked
-xfail(strict=True) are messages the scanners judge wrongly today: each reason says what happens
-and what should, and the mark fails the run once the scanner is fixed, so it can be removed."""
+Each case asks one scanner (or scan() with the configured scanners) for a verdict."""
 
 import uuid
 
@@ -46,10 +44,6 @@ def spans(findings, text: str, *, kind: str | None = None, min_score: float = 0.
     return [
         text[f.start : f.end] for f in findings if (kind is None or f.kind == kind) and f.score >= min_score
     ]
-
-
-def wrong_today(reason: str):
-    return pytest.mark.xfail(strict=True, reason=reason)
 
 
 # --- contact_details: email addresses -----------------------------------------------------------
