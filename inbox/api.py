@@ -50,6 +50,7 @@ class MessageOut(Schema):
     kind: str = Field(description="text, or a card: system (an order update), offer, request, call")
     order: OrderTagOut | None = Field(description="The order this message is about")
     card: dict | None = Field(description="What an offer, request or call card shows (kind-specific)")
+    is_automatic: bool = Field(description="Sent automatically on the sender's behalf (an auto-reply)")
 
 
 class ConversationOut(Schema):

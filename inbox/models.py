@@ -118,6 +118,11 @@ class Message(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["sender", "client_id"], name="idempotent_send"),
+            models.UniqueConstraint(
+                fields=["conversation", "sender"],
+                condition=models.Q(is_automatic=True),
+                name="one_auto_reply_per_conversation",
+            ),
         ]
         indexes = [models.Index(fields=["conversation", "-id"], name="thread_order")]
 
@@ -287,3 +292,37 @@ class ResponseObligation(models.Model):
 
     def __str__(self):
         return f"{self.kind} obligation of {self.seller_id} for message {self.message_id}"
+
+
+class AutoReply(models.Model):
+    """A seller's automatic answer to a buyer's first contact: sent once per conversation,
+    marked as automatic, and never counted as an answer in the response figures."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="auto_reply")
+    body = models.TextField()
+    enabled = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self):
+        return f"Auto-reply of {self.user_id} ({'on' if self.enabled else 'off'})"
+
+
+class QuickResponse(models.Model):
+    """A saved reply (title and text with placeholders such as {buyer_name}) its owner inserts
+    into the composer."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quick_responses"
+    )
+    title = models.CharField(max_length=60)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint("user", Lower("title"), name="quick_response_title_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.title} ({self.user_id})"

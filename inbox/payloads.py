@@ -61,6 +61,7 @@ def message_payload(message: Message) -> dict:
         "kind": message.kind,
         "order": {"id": message.order_id, "number": message.order.number} if message.order_id else None,
         "card": message.card or None,
+        "is_automatic": message.is_automatic,
     }
 
 

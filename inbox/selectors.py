@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 from marketplace.errors import Gone, InvalidInput, NotFound
@@ -15,6 +16,7 @@ from marketplace.errors import Gone, InvalidInput, NotFound
 from .models import (
     FOLLOW_UP_LABEL,
     MAX_ROW_ID,
+    AutoReply,
     Block,
     Event,
     EventLogHead,
@@ -22,8 +24,10 @@ from .models import (
     Membership,
     MembershipLabel,
     Message,
+    QuickResponse,
     ResponseObligation,
 )
+from .placeholders import fill_placeholders, placeholder_values
 
 
 @dataclass
@@ -490,3 +494,48 @@ def other_person_panel(*, user, other) -> OtherPersonPanel:
         standing=None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
         figures=response_figures(seller=other) if other.profile.is_seller else None,
     )
+
+
+def auto_reply_due(*, conversation_id: int, seller_id: int) -> bool:
+    """The seller has an auto-reply switched on and has not written in this conversation yet
+    (by hand or automatically): a message arriving now is a first contact to answer."""
+    seller_wrote = Message.objects.filter(conversation_id=conversation_id, sender_id=seller_id)
+    return AutoReply.objects.filter(user_id=seller_id, enabled=True).exclude(Exists(seller_wrote)).exists()
+
+
+def auto_reply_of(*, user) -> AutoReply | None:
+    return AutoReply.objects.filter(user=user).first()
+
+
+def quick_responses_of(*, user) -> list[QuickResponse]:
+    return list(QuickResponse.objects.filter(user=user).order_by(Lower("title"), "pk"))
+
+
+def quick_response_for_user(*, user, quick_response_id) -> QuickResponse:
+    quick_response = QuickResponse.objects.filter(pk=quick_response_id, user=user).first()
+    if quick_response is None:
+        raise NotFound("Quick response not found.")
+    return quick_response
+
+
+@dataclass(frozen=True)
+class FilledQuickResponse:
+    id: int
+    title: str
+    text: str  # the body with its placeholders filled for one conversation
+
+
+def quick_responses_for_conversation(*, user, membership: Membership) -> list[FilledQuickResponse]:
+    """The user's quick responses as they would read in this conversation ({buyer_name} is the
+    other person, {order_number} its open order)."""
+    from orders.models import Order
+
+    saved = quick_responses_of(user=user)
+    if not saved:
+        return []
+    open_order_id = membership.conversation.active_order_id
+    order_number = None
+    if open_order_id:
+        order_number = Order.objects.filter(pk=open_order_id).values_list("number", flat=True).first()
+    values = placeholder_values(seller=user, buyer=membership.other_user, order_number=order_number)
+    return [FilledQuickResponse(q.pk, q.title, fill_placeholders(q.body, values)) for q in saved]

@@ -19,3 +19,9 @@ def record_for_response_figures_task(message_id: int) -> None:
 def recompute_response_figures_task() -> int:
     """Beat: rebuild every seller's obligations from the messages; returns how many differed."""
     return sum(result.changed for result in services.rebuild_all_obligations())
+
+
+@shared_task(name="inbox.send_auto_reply")
+def send_auto_reply_task(message_id: int) -> None:
+    """After a buyer's first contact is delivered: the seller's auto-reply, if it is on."""
+    services.send_auto_reply(trigger_message_id=message_id)

@@ -32,6 +32,13 @@ from .messaging import (
     update_card,
     validate_message_body,
 )
+from .replies import (
+    create_quick_response,
+    delete_quick_response,
+    save_auto_reply,
+    send_auto_reply,
+    update_quick_response,
+)
 from .responses import RebuildResult, rebuild_all_obligations, rebuild_obligations, record_delivered_message
 from .translation import TranslatedMessage, translate_message
 
@@ -45,8 +52,10 @@ __all__ = [
     "block_requirements",
     "block_user",
     "create_label",
+    "create_quick_response",
     "delete_label",
     "delete_message",
+    "delete_quick_response",
     "deliver_approved_message",
     "edit_message",
     "ensure_can_send",
@@ -61,12 +70,15 @@ __all__ = [
     "rebuild_all_obligations",
     "rebuild_obligations",
     "record_delivered_message",
+    "save_auto_reply",
     "save_draft",
+    "send_auto_reply",
     "send_message",
     "start_conversation",
     "translate_message",
     "unblock_user",
     "update_card",
     "update_label",
+    "update_quick_response",
     "validate_message_body",
 ]

@@ -26,6 +26,7 @@ from ..events import append_events, push_ephemeral
 from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
 from ..payloads import message_payload
 from ..presence import online_user_ids
+from ..selectors import auto_reply_due
 from .filing import announce_states
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,8 @@ User = get_user_model()
 # Cards with a notification kind of their own (an order step, an offer, a request) are not also
 # announced as a new message; text and calls are.
 NEW_MESSAGE_KINDS = (Message.Kind.TEXT, Message.Kind.CALL)
+# A buyer's first contact: a message, or a request from a gig page.
+AUTO_REPLY_TRIGGER_KINDS = (Message.Kind.TEXT, Message.Kind.REQUEST)
 
 
 def message_url(message: Message) -> str:
@@ -260,6 +263,7 @@ def _store_message(
     card: dict | None = None,
     flags: tuple[str, ...] = (),
     verdict: Verdict | None = None,
+    automatic: bool = False,
 ) -> Message:
     memberships = _lock_memberships(conversation)
     by_user = {m.user_id: m for m in memberships}
@@ -297,6 +301,7 @@ def _store_message(
         ),
         moderation_reason=verdict.reason[:500],
         moderation_findings=[finding.as_dict() for finding in verdict.findings],
+        is_automatic=automatic,
     )
     if new_contact and message.status != Message.Status.REJECTED:
         transaction.on_commit(lambda: moderation_rules.count_new_contact(sender))
@@ -407,6 +412,10 @@ def _deliver(
     )
     if not approved:  # a message moderation held never counts for the response figures
         transaction.on_commit(lambda: _queue_response_update(message.pk), robust=True)
+    if message.kind in AUTO_REPLY_TRIGGER_KINDS and auto_reply_due(
+        conversation_id=conversation_id, seller_id=recipient_membership.user_id
+    ):
+        transaction.on_commit(lambda: _queue_auto_reply(message.pk), robust=True)
     if message.kind in NEW_MESSAGE_KINDS:
         _notify_if_away(message=message, recipient=recipient_membership.user)
 
@@ -430,6 +439,12 @@ def _notify_if_away(*, message: Message, recipient) -> None:
         dedupe_key=f"message:{message.pk}",
         message=message,
     )
+
+
+def _queue_auto_reply(message_id: int) -> None:
+    from inbox.tasks import send_auto_reply_task
+
+    send_auto_reply_task.delay(message_id)
 
 
 def _queue_response_update(message_id: int) -> None:
