@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import date, datetime
 from uuid import UUID
 
 from django.conf import settings
@@ -273,6 +273,12 @@ class PanelOrderOut(Schema):
     created_at: datetime
 
 
+class AwayOut(Schema):
+    starts_on: date = Field(description="First day away, in the seller's calendar")
+    ends_on: date = Field(description="Last day away (inclusive)")
+    message: str = Field(description="What the seller wants buyers to know")
+
+
 class PanelOut(Schema):
     user: UserOut
     online: bool
@@ -281,6 +287,7 @@ class PanelOut(Schema):
     member_since: datetime
     top_buyer: TopBuyerOut | None = Field(description="Buyers only")
     response: ResponseFiguresOut | None = Field(description="Sellers only")
+    away: AwayOut | None = Field(description="Sellers only: away today (Set availability); null otherwise")
     orders: list[PanelOrderOut] = Field(description="The orders between you two, newest first (10)")
 
 

@@ -105,6 +105,17 @@ def conversation_payload(
     }
 
 
+def away_payload(away) -> dict | None:
+    """A seller's "Set availability" period as buyers see it (accounts.AwayPeriod)."""
+    if away is None:
+        return None
+    return {
+        "starts_on": away.starts_on.isoformat(),
+        "ends_on": away.ends_on.isoformat(),
+        "message": away.message,
+    }
+
+
 def panel_payload(panel) -> dict:
     """The side panel about the other person (inbox.selectors.other_person_panel)."""
     other, standing, figures = panel.other, panel.standing, panel.figures
@@ -131,6 +142,7 @@ def panel_payload(panel) -> dict:
             "inbox_response_rate": figures.inbox_rate,
             "order_response_rate": figures.order_rate,
         },
+        "away": away_payload(panel.away),
         "orders": [
             {
                 "number": order.number,

@@ -4,13 +4,15 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db.models import Avg, Count, Exists, F, OuterRef, Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 
+from marketplace.accounts.selectors import current_away
 from marketplace.errors import Gone, InvalidInput, NotFound
 
 from .models import (
@@ -422,14 +424,11 @@ class ResponseFigures:
     average_response: timedelta | None  # mean time to answer, over the answered ones
 
 
-def response_figures(*, seller, now=None) -> ResponseFigures:
-    """A seller's figures over the last 60 days (docs/ARCHITECTURE.md, "Response figures").
-    An obligation counts once it is decided: answered, or 24 hours old unanswered. Left out:
-    conversations the seller reported as spam or inappropriate (or filed as spam), and first
-    messages that arrived while the seller was away. One query whatever the history."""
+def _obligations_not_reported(seller):
+    """The seller's obligations, without the conversations they reported as spam or
+    inappropriate, or filed as spam: those owe no answer."""
     from moderation.models import Report
 
-    now = now or timezone.now()
     reported = Report.objects.filter(
         conversation_id=OuterRef("conversation_id"),
         reporter_id=OuterRef("seller_id"),
@@ -438,12 +437,21 @@ def response_figures(*, seller, now=None) -> ResponseFigures:
     filed_as_spam = Membership.objects.filter(
         conversation_id=OuterRef("conversation_id"), user_id=OuterRef("seller_id"), spam_at__isnull=False
     )
-    counted = (
-        ResponseObligation.objects.filter(
-            seller=seller, arrived_at__gt=now - RESPONSE_WINDOW, excluded_reason=""
-        )
+    return (
+        ResponseObligation.objects.filter(seller=seller)
         .exclude(Exists(reported))
         .exclude(Exists(filed_as_spam))
+    )
+
+
+def response_figures(*, seller, now=None) -> ResponseFigures:
+    """A seller's figures over the last 60 days (docs/ARCHITECTURE.md, "Response figures").
+    An obligation counts once it is decided: answered, or 24 hours old unanswered. Left out:
+    conversations the seller reported as spam or inappropriate (or filed as spam), and first
+    messages that arrived while the seller was away. One query whatever the history."""
+    now = now or timezone.now()
+    counted = _obligations_not_reported(seller).filter(
+        arrived_at__gt=now - RESPONSE_WINDOW, arrived_at__lte=now, excluded_reason=""
     )
     decided = Q(answered_at__isnull=False) | Q(arrived_at__lte=now - ANSWER_WITHIN)
     on_time = Q(answered_at__isnull=False, answered_at__lte=F("arrived_at") + ANSWER_WITHIN)
@@ -470,6 +478,110 @@ def response_figures(*, seller, now=None) -> ResponseFigures:
     )
 
 
+TREND_DAYS = 60
+
+
+@dataclass(frozen=True)
+class TrendPoint:
+    day: date  # a day of the seller's calendar
+    inbox_rate: int | None  # the figures as they stood at the end of that day (None: nothing decided)
+    order_rate: int | None
+
+
+def response_trend(*, seller, now=None, days: int = TREND_DAYS) -> list[TrendPoint]:
+    """The seller's two response rates as they stood at the end of each of their last `days`
+    calendar days (today: now), by the same rules as response_figures, whose figures the last
+    point equals. One query: the obligations of the last days + 60."""
+    now = now or timezone.now()
+    zone = ZoneInfo(seller.profile.timezone or "UTC")
+    today = timezone.localtime(now, timezone=zone).date()
+    first_day = today - timedelta(days=days - 1)
+    earliest = _end_of_day(first_day, zone) - RESPONSE_WINDOW
+    rows = list(
+        _obligations_not_reported(seller)
+        .filter(arrived_at__gt=earliest, arrived_at__lte=now, excluded_reason="")
+        .values_list("kind", "arrived_at", "answered_at")
+    )
+    points = []
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        as_of = min(_end_of_day(day, zone), now)
+        decided = {kind: 0 for kind in ResponseObligation.Kind.values}
+        on_time = dict(decided)
+        for kind, arrived_at, answered_at in rows:
+            if not as_of - RESPONSE_WINDOW < arrived_at <= as_of:
+                continue
+            answered = answered_at is not None and answered_at <= as_of
+            if answered or arrived_at <= as_of - ANSWER_WITHIN:
+                decided[kind] += 1
+                on_time[kind] += answered and answered_at <= arrived_at + ANSWER_WITHIN
+        rate = {kind: 100 * on_time[kind] // decided[kind] if decided[kind] else None for kind in decided}
+        points.append(TrendPoint(day, inbox_rate=rate["inbox"], order_rate=rate["order"]))
+    return points
+
+
+def _end_of_day(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+
+
+@dataclass(frozen=True)
+class AwaitingAnswer:
+    conversation_id: int
+    buyer: object
+    arrived_at: datetime
+    deadline: datetime  # arrived_at + 24 hours
+    time_left: timedelta  # negative once past the deadline
+    counted: bool  # False: it arrived while the seller was away, and does not count
+
+
+def awaiting_first_answer(*, seller, now=None, limit: int = 50) -> list[AwaitingAnswer]:
+    """First messages of the last 60 days the seller has not answered yet, most urgent first:
+    those still inside their 24 hours by time left, then the late ones, oldest last. Reported
+    and spam conversations owe no answer and are not listed."""
+    now = now or timezone.now()
+    open_obligations = (
+        _obligations_not_reported(seller)
+        .filter(
+            kind=ResponseObligation.Kind.INBOX,
+            answered_at__isnull=True,
+            arrived_at__gt=now - RESPONSE_WINDOW,
+            arrived_at__lte=now,
+        )
+        .select_related("message__sender__profile")
+    )
+    in_time = open_obligations.filter(arrived_at__gt=now - ANSWER_WITHIN).order_by("arrived_at")[:limit]
+    late = open_obligations.filter(arrived_at__lte=now - ANSWER_WITHIN).order_by("-arrived_at")
+    listed = list(in_time)
+    listed += list(late[: max(limit - len(listed), 0)])
+    return [
+        AwaitingAnswer(
+            conversation_id=o.conversation_id,
+            buyer=o.message.sender,
+            arrived_at=o.arrived_at,
+            deadline=o.arrived_at + ANSWER_WITHIN,
+            time_left=o.arrived_at + ANSWER_WITHIN - now,
+            counted=not o.excluded_reason,
+        )
+        for o in listed
+    ]
+
+
+@dataclass(frozen=True)
+class SellerDashboard:
+    figures: ResponseFigures
+    trend: list[TrendPoint]
+    awaiting: list[AwaitingAnswer]
+
+
+def seller_dashboard(*, seller, now=None) -> SellerDashboard:
+    now = now or timezone.now()
+    return SellerDashboard(
+        figures=response_figures(seller=seller, now=now),
+        trend=response_trend(seller=seller, now=now),
+        awaiting=awaiting_first_answer(seller=seller, now=now),
+    )
+
+
 @dataclass(frozen=True)
 class OtherPersonPanel:
     """What the side panel shows about the other person of a conversation."""
@@ -479,6 +591,7 @@ class OtherPersonPanel:
     orders: list  # the order history between the two, newest first
     standing: object | None  # a buyer's Top buyer standing (orders.selectors.BuyerStanding)
     figures: ResponseFigures | None  # a seller's response figures
+    away: object | None  # the seller's current away period (accounts.AwayPeriod): "Set availability"
 
 
 def other_person_panel(*, user, other) -> OtherPersonPanel:
@@ -493,6 +606,7 @@ def other_person_panel(*, user, other) -> OtherPersonPanel:
         orders=orders_selectors.orders_between(user=user, other_user=other),
         standing=None if other.profile.is_seller else orders_selectors.buyer_standing(buyer=other),
         figures=response_figures(seller=other) if other.profile.is_seller else None,
+        away=current_away(user=other) if other.profile.is_seller else None,
     )
 
 

@@ -261,6 +261,7 @@ def inbox(request, conversation_id=None):
             other_last_read_message_id=selectors.other_last_read_message_id(membership=active),
             thread_hint=_pop_thread_hint(request, active.conversation_id),
             **_orders_context(user, active.other_user),
+            **_quick_responses_context(user, active),
         )
     return render(request, "inbox/inbox.html", context, status=context["list_status"])
 
@@ -274,6 +275,18 @@ def order_history(request, conversation_id):
     return render(request, "inbox/_order_history.html", {"orders_history": orders})
 
 
+def _quick_responses_context(user, membership) -> dict:
+    """A seller's quick responses for the composer's picker, filled for this conversation
+    (None for buyers: no picker)."""
+    if not user.profile.is_seller:
+        return {"quick_responses": None}
+    filled = selectors.quick_responses_for_conversation(user=user, membership=membership)
+    return {
+        "quick_responses": filled,
+        "quick_responses_data": [{"id": q.id, "title": q.title, "text": q.text} for q in filled],
+    }
+
+
 def _orders_context(user, other) -> dict:
     """What the conversation page shows about the other person and orders (a fixed number of
     queries): the panel (presence, order history, Top buyer standing, response figures), and a
@@ -284,6 +297,7 @@ def _orders_context(user, other) -> dict:
         "orders_history": panel.orders,
         "other_standing": panel.standing,
         "other_figures": panel.figures,
+        "other_away": panel.away,
         "my_gigs": orders_selectors.gigs_of_seller(seller=user) if user.profile.is_seller else [],
         "offer_form": {"values": {"expires_in_days": "7"}, "errors": {}},
         "consultation_form": {"values": {"duration_minutes": "30"}, "errors": {}},

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "orders",
     "notifications",
     "moderation",
+    "sellers",
 ]
 
 MIDDLEWARE = [

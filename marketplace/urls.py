@@ -11,5 +11,6 @@ urlpatterns = [
     path("accounts/", include("marketplace.accounts.urls")),
     path("inbox/", include("inbox.urls")),
     path("notifications/", include("notifications.urls")),
+    path("seller/", include("sellers.urls")),
     path("", include("orders.urls")),
 ]

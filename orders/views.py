@@ -23,7 +23,7 @@ from inbox import selectors as inbox_selectors
 from inbox import services as inbox_services
 from inbox.presence import online_user_ids
 from inbox.views import remember_thread_hint
-from marketplace.accounts.selectors import public_profile
+from marketplace.accounts.selectors import current_away, public_profile
 from marketplace.errors import DomainError, InvalidInput, NotFound
 
 from . import selectors, services
@@ -309,6 +309,7 @@ def gig_detail(request, gig_id):
         {
             "gig": gig,
             "seller_online": gig.seller_id in online_user_ids([gig.seller_id]),
+            "seller_away": current_away(user=gig.seller),
             "client_id": uuid.uuid4(),
             "request_form": _with_limits(request_form),
         },
@@ -332,6 +333,7 @@ def user_profile(request, username):
             "gigs": selectors.gigs_of_seller(seller=person),
             "figures": inbox_selectors.response_figures(seller=person) if person.profile.is_seller else None,
             "online": person.pk in online_user_ids([person.pk]),
+            "away": current_away(user=person) if person.profile.is_seller else None,
             "client_id": uuid.uuid4(),
             "request_form": _with_limits(request_form),
         },

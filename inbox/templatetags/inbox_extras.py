@@ -34,6 +34,17 @@ def label_color(value) -> str:
 
 
 @register.filter
+def time_left(value) -> str:
+    """What remains of a 24-hour window: "5 h 12 min left", "40 min left", or "2 h late"."""
+    if value is None:
+        return ""
+    minutes = int(abs(value.total_seconds()) // 60)
+    hours, minutes = divmod(minutes, 60)
+    amount = f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"{amount} left" if value.total_seconds() > 0 else f"{amount} late"
+
+
+@register.filter
 def response_time(value) -> str:
     """An average response time as people say it: "12 minutes", "3 hours", "2 days"."""
     if value is None:

@@ -11,9 +11,10 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from marketplace.errors import Conflict, InvalidInput
+from marketplace.errors import Conflict, Forbidden, InvalidInput
 
 from .models import ApiToken, AwayPeriod, Profile, User, validate_timezone_name
+from .selectors import local_today
 from .signals import access_revoked
 
 VERIFY_EMAIL_SALT = "accounts.verify-email"
@@ -152,10 +153,15 @@ AWAY_MAX_DAYS = 365
 def set_away(*, user: User, starts_on, ends_on, message: str = "") -> AwayPeriod:
     """Record that a seller is away between two dates (inclusive), replacing any period that
     overlaps it. Buyers can still write; the dates explain the wait."""
+    if not user.profile.is_seller:
+        raise Forbidden("Set availability is for sellers.", code="not_a_seller")
     if not isinstance(starts_on, date) or not isinstance(ends_on, date):
         raise InvalidInput("Give the first and last day away as dates.", code="invalid_dates")
     if ends_on < starts_on:
         raise InvalidInput("The last day away comes after the first.", code="invalid_dates")
+    if starts_on < local_today(user):
+        # Days already past cannot be excused: that would erase unanswered messages from the rate.
+        raise InvalidInput("Your time away starts today or later.", code="away_in_past")
     if (ends_on - starts_on).days > AWAY_MAX_DAYS:
         raise InvalidInput(f"An away period lasts at most {AWAY_MAX_DAYS} days.", code="invalid_dates")
     if not isinstance(message, str) or len(message) > 300 or "\x00" in message:
@@ -168,8 +174,12 @@ def set_away(*, user: User, starts_on, ends_on, message: str = "") -> AwayPeriod
 
 
 def end_away(*, user: User) -> None:
-    """Back earlier than planned: remove the current and future away periods."""
-    AwayPeriod.objects.filter(user=user, ends_on__gte=timezone.localdate()).delete()
+    """Back earlier than planned: the current period ends yesterday (the days already away
+    still excuse the first messages that arrived then) and coming ones are removed."""
+    today = local_today(user)
+    with transaction.atomic():
+        AwayPeriod.objects.filter(user=user, starts_on__gte=today).delete()
+        AwayPeriod.objects.filter(user=user, ends_on__gte=today).update(ends_on=today - timedelta(days=1))
 
 
 def email_verification_token(*, user: User) -> str:

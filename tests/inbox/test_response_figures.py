@@ -12,7 +12,7 @@ from django.test import Client
 
 from inbox import selectors, services
 from inbox.models import Message, ResponseObligation
-from marketplace.accounts.services import set_away
+from marketplace.accounts.models import AwayPeriod
 from moderation import services as moderation
 from moderation.scanning import Finding
 from orders import services as orders
@@ -194,7 +194,8 @@ def test_first_messages_on_the_sellers_away_days_do_not_count_in_their_time_zone
     # New York: DST starts on 2026-03-08 at 2:00 (clocks go from 1:59 EST to 3:00 EDT).
     seller = user_factory("nyseller", seller=True, timezone_name="America/New_York")
     now = datetime(2026, 3, 20, tzinfo=UTC)
-    set_away(user=seller, starts_on=date(2026, 3, 8), ends_on=date(2026, 3, 8))
+    # Set ahead of time (set_away refuses days already past, hence the model here).
+    AwayPeriod.objects.create(user=seller, starts_on=date(2026, 3, 8), ends_on=date(2026, 3, 8))
     arrivals = {
         "before, Mar 7 23:30 EST": datetime(2026, 3, 8, 4, 30, tzinfo=UTC),
         "away, Mar 8 01:30 EST": datetime(2026, 3, 8, 6, 30, tzinfo=UTC),
