@@ -636,6 +636,7 @@ def quick_response_for_user(*, user, quick_response_id) -> QuickResponse:
 class FilledQuickResponse:
     id: int
     title: str
+    body: str  # as saved, with its placeholders
     text: str  # the body with its placeholders filled for one conversation
 
 
@@ -652,4 +653,4 @@ def quick_responses_for_conversation(*, user, membership: Membership) -> list[Fi
     if open_order_id:
         order_number = Order.objects.filter(pk=open_order_id).values_list("number", flat=True).first()
     values = placeholder_values(seller=user, buyer=membership.other_user, order_number=order_number)
-    return [FilledQuickResponse(q.pk, q.title, fill_placeholders(q.body, values)) for q in saved]
+    return [FilledQuickResponse(q.pk, q.title, q.body, fill_placeholders(q.body, values)) for q in saved]
