@@ -11,9 +11,11 @@ from datetime import timedelta
 from django.core.management.base import BaseCommand
 from django.utils import timezone
 
-from inbox.services import get_or_create_conversation, send_message
+from inbox.selectors import quick_responses_of
+from inbox.services import create_quick_response, get_or_create_conversation, save_auto_reply, send_message
 from marketplace.accounts.models import Profile, User
-from marketplace.accounts.services import create_user, grant_staff, update_profile
+from marketplace.accounts.selectors import local_today, planned_away
+from marketplace.accounts.services import create_user, grant_staff, set_away, update_profile
 from orders.selectors import gigs_of_seller, has_offer_from, has_request_from, seller_has_gig
 from orders.services import (
     accept_offer,
@@ -155,6 +157,13 @@ CONVERSATIONS = [
 ]
 
 
+QUICK_RESPONSES = [
+    ("Thanks, starting now", "Thanks {buyer_first_name}! I have everything I need and I am starting now."),
+    ("Need the brief", "Hi {buyer_first_name}, could you send me the brief: colours, examples, deadline?"),
+    ("Delivery on its way", "Order {order_number} is almost ready: you will have it by tomorrow."),
+]
+
+
 class Command(BaseCommand):
     help = "Load demo users, gigs and conversations (safe to run again)."
 
@@ -177,6 +186,7 @@ class Command(BaseCommand):
                 client_id = uuid.uuid5(SEED_NAMESPACE, f"{first}-{second}-{index}")
                 send_message(sender=users[sender], conversation=conversation, body=body, client_id=client_id)
         self._deals(users)
+        self._seller_tools(users)
 
         self.stdout.write(self.style.SUCCESS("Demo data is ready. Log in at /accounts/login/ with:"))
         for username, display_name, role, *_rest in PEOPLE:
@@ -235,6 +245,27 @@ class Command(BaseCommand):
                 description="Cover art for a 6-episode podcast series, one style, six variations.",
                 budget=300,
                 deadline=timezone.localdate() + timedelta(days=14),
+            )
+
+    def _seller_tools(self, users):
+        """Carla greets first messages and keeps quick responses; Devon is away this week."""
+        carla, devon = users["carla"], users["devon"]
+        save_auto_reply(
+            user=carla,
+            body="Hi {buyer_first_name}, thanks for your message! I usually answer within a few hours.",
+            enabled=True,
+        )
+        saved_titles = {q.title for q in quick_responses_of(user=carla)}
+        for title, body in QUICK_RESPONSES:
+            if title not in saved_titles:
+                create_quick_response(user=carla, title=title, body=body)
+        if not planned_away(user=devon):
+            today = local_today(devon)
+            set_away(
+                user=devon,
+                starts_on=today,
+                ends_on=today + timedelta(days=4),
+                message="At a conference this week. Leave a message and I will answer when I am back.",
             )
 
     def _person(self, username, display_name, role, timezone_name, languages, headline):
