@@ -12,6 +12,7 @@ class Series:
     name: str
     css_class: str
     segments: list[str]  # each an SVG "points" attribute: "x,y x,y …"
+    markers: list[tuple[float, float]]  # dots: today's value, and days alone between gaps
     last: int | None
 
 
@@ -51,6 +52,18 @@ def _segments(rates: list[int | None]) -> list[str]:
     return segments
 
 
+def _markers(rates: list[int | None]) -> list[tuple[float, float]]:
+    count = len(rates)
+    markers = []
+    for index, rate in enumerate(rates):
+        if rate is None:
+            continue
+        alone = (index == 0 or rates[index - 1] is None) and (index == count - 1 or rates[index + 1] is None)
+        if alone or index == count - 1:
+            markers.append((round(_x(index, count), 1), round(_y(rate), 1)))
+    return markers
+
+
 def trend_chart(points) -> TrendChart:
     """`points`: inbox.selectors.TrendPoint, oldest first."""
     series = []
@@ -58,7 +71,8 @@ def trend_chart(points) -> TrendChart:
         ("Inbox response rate", "trend-inbox", [p.inbox_rate for p in points]),
         ("Order response rate", "trend-order", [p.order_rate for p in points]),
     ):
-        series.append(Series(name, css_class, _segments(rates), rates[-1] if rates else None))
+        last = rates[-1] if rates else None
+        series.append(Series(name, css_class, _segments(rates), _markers(rates), last))
     return TrendChart(
         width=WIDTH,
         height=HEIGHT,
