@@ -7,7 +7,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput
-from moderation.scanning import screen
+from moderation.scanning import scan
 
 from ..models import AutoReply, Message, QuickResponse
 from ..placeholders import (
@@ -41,7 +41,9 @@ def save_auto_reply(*, user, body: str, enabled: bool) -> AutoReply:
     if body or enabled:
         validate_message_body(body)
         ensure_known_placeholders(body, AUTO_REPLY_PLACEHOLDERS)
-        screen(body, sender=user, recipient=None, what="Your auto-reply")
+        verdict = scan(body, sender=user, recipient=None)
+        if not verdict.allowed:
+            raise Forbidden(f"Your auto-reply was not saved. {verdict.rule}", code="text_refused")
     auto_reply, _created = AutoReply.objects.update_or_create(
         user=user, defaults={"body": body, "enabled": enabled, "updated_at": timezone.now()}
     )
