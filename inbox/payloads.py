@@ -84,6 +84,15 @@ def membership_state(membership: Membership, *, label_ids: list[int]) -> dict:
     }
 
 
+def needs_reply(membership: Membership, last_message: Message | None) -> bool:
+    """The last word is the other person's (inbox.selectors._NEEDS_REPLY, for one row)."""
+    if last_message is None:
+        return False
+    if last_message.is_automatic:
+        return last_message.sender_id == membership.user_id
+    return last_message.sender_id == membership.other_user_id and not last_message.is_deleted
+
+
 def conversation_payload(
     membership: Membership, *, label_ids: list[int], other_last_read_message_id: int | None = None
 ) -> dict:
@@ -97,9 +106,7 @@ def conversation_payload(
         "last_message_at": iso_timestamp(membership.last_message_at),
         "last_read_message_id": membership.last_read_message_id,
         "other_last_read_message_id": other_last_read_message_id,
-        "needs_reply": last_message is not None
-        and last_message.sender_id == membership.other_user_id
-        and not last_message.is_deleted,
+        "needs_reply": needs_reply(membership, last_message),
         "draft": membership.draft,
         **state,
     }

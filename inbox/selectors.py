@@ -108,10 +108,13 @@ FILTERS = {
 MAX_NAME_QUERY = 100
 
 _ACTIVE = Q(deleted_at__isnull=True, spam_at__isnull=True)
+# The last word is the other person's. An auto-reply is nobody's word: after one, the seller
+# still owes the answer and the buyer owes nothing.
 _NEEDS_REPLY = Q(
     conversation__last_message__sender_id=F("other_user_id"),
     conversation__last_message__deleted_at__isnull=True,
-)
+    conversation__last_message__is_automatic=False,
+) | Q(conversation__last_message__sender_id=F("user_id"), conversation__last_message__is_automatic=True)
 FILTER_CONDITIONS = {
     "all": _ACTIVE & Q(archived_at__isnull=True),
     "unread": _ACTIVE & Q(unread_count__gt=0),

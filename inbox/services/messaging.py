@@ -306,7 +306,8 @@ def _store_message(
     if new_contact and message.status != Message.Status.REJECTED:
         transaction.on_commit(lambda: moderation_rules.count_new_contact(sender))
     sender_membership = by_user[sender.pk]
-    sender_membership.draft, sender_membership.draft_updated_at = "", now
+    if not automatic:  # an auto-reply is not the seller typing: their draft stays
+        sender_membership.draft, sender_membership.draft_updated_at = "", now
     if message.status != Message.Status.VISIBLE:
         # Held or rejected: only its sender knows of it, until a moderator approves it.
         Membership.objects.filter(pk=sender_membership.pk).update(
@@ -372,9 +373,12 @@ def _deliver(
             message.conversation.last_message, message.conversation.last_message_at = message, now
     sender_membership = next(m for m in memberships if m.user_id == message.sender_id)
     recipient_membership = next(m for m in memberships if m.user_id != message.sender_id)
-    sender_membership.unread_count = 0
-    sender_membership.last_read_message_id = max(message.pk, sender_membership.last_read_message_id or 0)
-    sender_membership.draft, sender_membership.draft_updated_at = "", now
+    if not message.is_automatic:
+        # Writing means having read the thread. An auto-reply does not: the seller has not seen
+        # the buyer's message yet, so it stays unread for them (and the buyer sees no "Seen").
+        sender_membership.unread_count = 0
+        sender_membership.last_read_message_id = max(message.pk, sender_membership.last_read_message_id or 0)
+        sender_membership.draft, sender_membership.draft_updated_at = "", now
     if message.pk <= (recipient_membership.last_read_message_id or 0):
         # Approved after the recipient read past it: it is unread again, from there on.
         recipient_membership.last_read_message_id = message.pk - 1

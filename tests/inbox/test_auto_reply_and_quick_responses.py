@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 
 from inbox import selectors, services
-from inbox.models import AutoReply, Message, QuickResponse, ResponseObligation
+from inbox.models import AutoReply, Membership, Message, QuickResponse, ResponseObligation
+from inbox.payloads import conversation_payload
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from orders import services as orders
 from tests.factories import buyer_opens_conversation
@@ -54,6 +55,35 @@ def test_a_buyers_first_message_gets_the_sellers_auto_reply_with_the_name_filled
     assert auto.body == "Hi Bella, thanks for writing! Sam Seller answers within a day."
     conversation.refresh_from_db()
     assert conversation.last_message_id == auto.pk  # the buyer sees it arrive like any message
+
+
+def test_after_an_auto_reply_the_buyers_message_is_still_unread_and_needs_the_sellers_reply(
+    run_after_commit, buyer, seller
+):
+    services.save_auto_reply(user=seller, body="Thanks, I will answer soon.", enabled=True)
+    conversation = buyer_writes_first(run_after_commit, buyer, seller)
+    first, _auto = thread(conversation)
+
+    sellers = Membership.objects.get(conversation=conversation, user=seller)
+    assert sellers.unread_count == 1  # the seller has not read it: nobody did for them
+    assert (sellers.last_read_message_id or 0) < first.pk  # so the buyer sees no "Seen"
+    assert selectors.filter_counts(user=seller)["needs_reply"] == 1  # the answer is still owed
+    assert selectors.filter_counts(user=buyer)["needs_reply"] == 0  # the buyer owes nothing
+    as_seller = selectors.conversation_for_user(user=seller, conversation_id=conversation.pk, details=True)
+    assert conversation_payload(as_seller, label_ids=[], other_last_read_message_id=None)["needs_reply"]
+
+
+def test_an_auto_reply_leaves_the_sellers_draft_alone(run_after_commit, buyer, seller):
+    conversation = buyer_writes_first(run_after_commit, buyer, seller)
+    services.save_draft(user=seller, conversation=conversation, text="Let me think about the price")
+    services.save_auto_reply(user=seller, body="Thanks, I will answer soon.", enabled=True)
+    # A second buyer message: the seller has still not written, so the auto-reply goes now.
+    run_after_commit(services.send_message, sender=buyer, conversation=conversation, body="Hello?")
+
+    assert [m.is_automatic for m in thread(conversation)] == [False, False, True]
+    assert (
+        Membership.objects.get(conversation=conversation, user=seller).draft == "Let me think about the price"
+    )
 
 
 def test_the_auto_reply_is_sent_once_per_conversation(run_after_commit, buyer, seller):
