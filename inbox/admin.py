@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Block, Conversation, Event, Label, Membership, Message, MessageRevision
+from .models import AutoReply, Block, Conversation, Event, Label, Membership, Message, MessageRevision
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -82,6 +82,7 @@ class MessageAdmin(ReadOnlyAdmin):
     ]
     list_filter = [
         "status",
+        "is_automatic",
         ("created_at", admin.DateFieldListFilter),
         ("edited_at", admin.EmptyFieldListFilter),
         ("deleted_at", admin.EmptyFieldListFilter),
@@ -126,3 +127,17 @@ class BlockAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+@admin.register(AutoReply)
+class AutoReplyAdmin(ReadOnlyAdmin):
+    """Sellers' auto-replies (screened by moderation when saved): who sends what automatically."""
+
+    list_display = ["user", "enabled", "short_body", "updated_at"]
+    list_filter = ["enabled"]
+    search_fields = ["user__username", "body"]
+    list_select_related = ["user"]
+
+    @admin.display(description="body")
+    def short_body(self, auto_reply):
+        return auto_reply.body[:80]

@@ -358,3 +358,23 @@ def test_token_admin_revokes_selected_tokens(staff_client, buyer):
     staff_client.logout()
     assert staff_client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {raw}").status_code == 401
     assert staff_client.get("/api/v1/me", HTTP_AUTHORIZATION=f"Bearer {kept_raw}").status_code == 200
+
+
+# --- seller tools
+
+
+def test_admins_see_auto_replies_and_away_periods_without_changing_them(staff_client, seller):
+    from inbox.services import save_auto_reply
+    from marketplace.accounts.selectors import local_today
+    from marketplace.accounts.services import set_away
+
+    save_auto_reply(user=seller, body="Thanks for writing, back soon!", enabled=True)
+    set_away(user=seller, starts_on=local_today(seller), ends_on=local_today(seller), message="Dentist")
+
+    auto_replies = staff_client.get("/admin/inbox/autoreply/").content.decode()
+    away = staff_client.get("/admin/accounts/awayperiod/").content.decode()
+
+    assert "Thanks for writing, back soon!" in auto_replies
+    assert "Dentist" in away
+    assert staff_client.get("/admin/accounts/awayperiod/add/").status_code == 403
+    assert staff_client.get("/admin/inbox/message/?is_automatic__exact=1").status_code == 200

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
-from .models import ApiToken, Profile, User
+from .models import ApiToken, AwayPeriod, Profile, User
 from .services import announce_access_revoked, deactivate_user, ensure_profile
 
 
@@ -83,3 +83,20 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
         for token in queryset:
             revoke_api_token(token=token)
+
+
+@admin.register(AwayPeriod)
+class AwayPeriodAdmin(admin.ModelAdmin):
+    """Sellers' "Set availability" periods: first messages on these days do not count against
+    their response rate. Read-only: a period set here afterwards would rewrite the figures."""
+
+    list_display = ["user", "starts_on", "ends_on", "message", "created_at"]
+    search_fields = ["user__username"]
+    list_select_related = ["user"]
+    date_hierarchy = "starts_on"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
