@@ -6,7 +6,7 @@ WORKDIR /app
 # Translation engine (inbox.translation.ApertiumBackend) with its language pairs.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends apertium apertium-eng-spa apertium-fr-es apertium-es-pt \
-       apertium-spa-ita apertium-eng-cat \
+       apertium-spa-ita apertium-eng-cat libmagic1 \
     && rm -rf /var/lib/apt/lists/*
 
 COPY pyproject.toml ./

@@ -4,6 +4,8 @@ from uuid import UUID
 from django.conf import settings
 from ninja import Field, Query, Router, Schema, Status
 
+from attachments.api import AttachmentOut
+
 from . import selectors, services
 from .payloads import conversation_payload, label_payload, message_payload, panel_payload
 
@@ -51,6 +53,7 @@ class MessageOut(Schema):
     order: OrderTagOut | None = Field(description="The order this message is about")
     card: dict | None = Field(description="What an offer, request or call card shows (kind-specific)")
     is_automatic: bool = Field(description="Sent automatically on the sender's behalf (an auto-reply)")
+    attachments: list[AttachmentOut] = Field(description="The files it carries")
 
 
 class ConversationOut(Schema):
@@ -142,7 +145,10 @@ class StartConversationIn(Schema):
 
 
 class SendMessageIn(Schema):
-    body: str = Field(description=f"1 to {BODY_LIMIT} characters")
+    body: str = Field(description=f"1 to {BODY_LIMIT} characters (may be empty with attachments)")
+    attachments: list[int] = Field(
+        default_factory=list, max_length=50, description="Ids of your uploads (ready) the message carries"
+    )
     client_id: UUID | None = Field(
         None, description="Chosen by the client; a retry with the same id is a no-op"
     )
@@ -319,6 +325,7 @@ def send_message(request, conversation_id: int, payload: SendMessageIn):
         body=payload.body,
         client_id=payload.client_id,
         reply_to_id=payload.reply_to,
+        attachment_ids=payload.attachments,
     )
     return Status(201 if created else 200, message_payload(message))
 

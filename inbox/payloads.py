@@ -5,6 +5,8 @@ from zoneinfo import ZoneInfo
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
+from attachments.payloads import attachment_payload
+
 from .models import Label, Membership, Message
 
 _json_encoder = DjangoJSONEncoder()
@@ -62,6 +64,7 @@ def message_payload(message: Message) -> dict:
         "order": {"id": message.order_id, "number": message.order.number} if message.order_id else None,
         "card": message.card or None,
         "is_automatic": message.is_automatic,
+        "attachments": [attachment_payload(a) for a in message.attachments.all()],
     }
 
 

@@ -101,6 +101,7 @@ def search_messages(*, user, query, cursor: str | None = None, limit: int | None
         )
         .filter(Q(status=Message.Status.VISIBLE) | Q(sender=user))
         .select_related("sender", "reply_to__sender", "order")
+        .prefetch_related("attachments")
     )
     marker = secrets.token_hex(6)
     start_sel, stop_sel = f"[{marker}[", f"]{marker}]"

@@ -202,6 +202,7 @@ def inbox_page(
         .select_related(
             "other_user__profile", "conversation__last_message__sender", "conversation__last_message__order"
         )
+        .prefetch_related("conversation__last_message__attachments")
     )
     if cursor:
         values = _decode_cursor(cursor)
@@ -299,6 +300,7 @@ def message_for_user(*, user, message_id) -> Message:
         raise NotFound("Message not found.")
     message = (
         Message.objects.select_related("sender", "conversation", "reply_to__sender", "order")
+        .prefetch_related("attachments")
         .filter(visible_to(user.pk), pk=message_id, conversation__memberships__user=user)
         .first()
     )
@@ -340,6 +342,7 @@ def thread_page(
         Message.objects.filter(conversation_id=membership.conversation_id)
         .filter(visible_to(membership.user_id))
         .select_related("sender", "reply_to__sender", "order")
+        .prefetch_related("attachments")
     )
     if after is not None:
         rows = list(messages.filter(id__gt=after).order_by("id")[:limit])

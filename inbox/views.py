@@ -361,6 +361,8 @@ def send(request, conversation_id):
             client_id=_parse_client_id(request.POST.get("client_id")),
             # An id no message can have is refused by the service like any foreign one.
             reply_to_id=(_parse_row_id(raw_reply_to) or 0) if raw_reply_to else None,
+            # Ids no upload can have are refused by the service like anyone else's.
+            attachment_ids=[_parse_row_id(raw) or 0 for raw in request.POST.getlist("attachments")[:50]],
         )
     except DomainError as exc:
         return _error_json(exc)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "notifications",
     "moderation",
     "sellers",
+    "attachments",
 ]
 
 MIDDLEWARE = [
@@ -153,6 +154,36 @@ if AWS_STORAGE_BUCKET_NAME:
         },
     }
 
+# --- Attachments (docs/ARCHITECTURE.md, "Attachments")
+ATTACHMENT_MAX_BYTES = env.int("ATTACHMENT_MAX_BYTES", default=1024**3)
+ATTACHMENTS_PER_MESSAGE = env.int("ATTACHMENTS_PER_MESSAGE", default=10)
+# Browsers upload to the bucket in parts of this size (S3's minimum is 5 MiB), several at once.
+ATTACHMENT_PART_BYTES = env.int("ATTACHMENT_PART_BYTES", default=8 * 1024**2)
+# Presigned upload and download URLs last this long.
+ATTACHMENT_URL_EXPIRE_SECONDS = env.int("ATTACHMENT_URL_EXPIRE_SECONDS", default=300)
+ATTACHMENT_ARCHIVE_AFTER_DAYS = env.int("ATTACHMENT_ARCHIVE_AFTER_DAYS", default=730)
+ATTACHMENT_ARCHIVE_STORAGE_CLASS = env("ATTACHMENT_ARCHIVE_STORAGE_CLASS", default="GLACIER")
+ATTACHMENT_RESTORE_HOURS = env.int("ATTACHMENT_RESTORE_HOURS", default=12)
+ATTACHMENT_RESTORED_DAYS = env.int("ATTACHMENT_RESTORED_DAYS", default=7)
+ATTACHMENT_PURGE_AFTER_DAYS = env.int("ATTACHMENT_PURGE_AFTER_DAYS", default=1095)
+# Types are sniffed from the content (libmagic), never taken from the name.
+ATTACHMENT_ALLOWED_TYPES = env.list(
+    "ATTACHMENT_ALLOWED_TYPES",
+    default=[
+        "image/jpeg", "image/png", "image/gif", "image/webp", "image/heic", "image/tiff",
+        "image/vnd.adobe.photoshop", "application/pdf", "application/postscript", "text/plain",
+        "text/csv", "application/zip", "application/x-7z-compressed", "application/x-rar",
+        "application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+        "application/vnd.oasis.opendocument.text", "application/vnd.oasis.opendocument.spreadsheet",
+        "audio/mpeg", "audio/x-wav", "audio/ogg", "audio/flac", "audio/x-m4a",
+        "video/mp4", "video/quicktime", "video/webm", "video/x-matroska",
+        "font/ttf", "font/otf", "font/woff", "font/woff2",
+    ],
+)  # fmt: skip
+
 # --- Redis: channel layer and cache. Unset means in-memory (one process only).
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
@@ -186,6 +217,9 @@ CELERY_BEAT_SCHEDULE = {
     # The incremental updates keep the figures current; the nightly rebuild repairs any miss.
     "recompute-response-figures": {"task": "inbox.recompute_response_figures", "schedule": 24 * 3600},
     "sweep-notifications": {"task": "notifications.sweep", "schedule": 60},
+    "finish-attachment-restores": {"task": "attachments.finish_restores", "schedule": 600},
+    "archive-idle-attachments": {"task": "attachments.archive_idle", "schedule": 24 * 3600},
+    "purge-old-attachments": {"task": "attachments.purge_old", "schedule": 24 * 3600},
 }
 
 # --- Email: printed on the console unless EMAIL_URL is set (smtp://user:pass@host:587).

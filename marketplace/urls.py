@@ -12,5 +12,6 @@ urlpatterns = [
     path("inbox/", include("inbox.urls")),
     path("notifications/", include("notifications.urls")),
     path("seller/", include("sellers.urls")),
+    path("files/", include("attachments.urls")),
     path("", include("orders.urls")),
 ]

@@ -23,6 +23,7 @@ class Kind(models.TextChoices):
     MESSAGE_APPROVED = "message_approved", "Your message was approved"
     WARNING = "warning", "Warning"
     SUSPENSION = "suspension", "Suspension"
+    FILE_RESTORED = "file_restored", "Archived file ready to download"
 
 
 class Channel(models.TextChoices):

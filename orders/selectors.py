@@ -171,6 +171,7 @@ def order_messages(*, order: Order, viewer, limit: int = 200) -> list[Message]:
     rows = (
         Message.objects.filter(visible_to(viewer.pk), order=order)
         .select_related("sender", "reply_to__sender", "order")
+        .prefetch_related("attachments")
         .order_by("-id")[:limit]
     )
     return list(reversed(rows))

@@ -15,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from attachments.services import attach, claim_for_message
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
 from moderation import rules as moderation_rules
 from moderation.scanning import HOLD, REJECT, Verdict
@@ -145,12 +146,16 @@ def send_message(
     client_id: uuid.UUID | None = None,
     reply_to_id: int | None = None,
     order=None,
+    attachment_ids: list[int] | None = None,
 ) -> tuple[Message, bool]:
     """Store a message and tell both participants. Idempotent on (sender, client_id): a retry
     returns the message the first attempt stored, and `created` is False. `reply_to_id` quotes
     an earlier message of the same conversation. `order` (one of this conversation's orders, as
-    the order page writes) tags the message with it; by default an open order tags it."""
-    validate_message_body(body)
+    the order page writes) tags the message with it; by default an open order tags it.
+    `attachment_ids`: uploads of the sender's (attachments app) that the message carries; with
+    files, the text may be empty."""
+    if not (attachment_ids and body == ""):
+        validate_message_body(body)
     ensure_can_send(sender)
     if order is not None and order.conversation_id != conversation.pk:
         raise InvalidInput("That order belongs to another conversation.", code="invalid_order")
@@ -160,7 +165,7 @@ def send_message(
         return existing, False
     recipient = _other_participant(conversation, sender)
     moderation_rules.ensure_may_write(sender=sender, recipient=recipient, conversation=conversation)
-    verdict = moderation_scan(body, sender=sender, recipient=recipient)
+    verdict = moderation_scan(body, sender=sender, recipient=recipient) if body else Verdict()
     return _send(
         sender=sender,
         conversation=conversation,
@@ -169,6 +174,7 @@ def send_message(
         reply_to_id=reply_to_id,
         order=order,
         verdict=verdict,
+        attachment_ids=attachment_ids or (),
     )
 
 
@@ -188,6 +194,7 @@ def _send(
     verdict: Verdict,
     reply_to_id: int | None = None,
     order=None,
+    attachment_ids=(),
 ) -> tuple[Message, bool]:
     """Store a message whose sender may write and whose text was scanned."""
     client_id = client_id or uuid.uuid4()
@@ -205,6 +212,7 @@ def _send(
                 reply_to=reply_to,
                 order=order,
                 verdict=verdict,
+                attachment_ids=attachment_ids,
             )
     except IntegrityError:
         existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
@@ -264,6 +272,7 @@ def _store_message(
     flags: tuple[str, ...] = (),
     verdict: Verdict | None = None,
     automatic: bool = False,
+    attachment_ids=(),
 ) -> Message:
     memberships = _lock_memberships(conversation)
     by_user = {m.user_id: m for m in memberships}
@@ -275,6 +284,7 @@ def _store_message(
             "This user's account is closed; they cannot receive messages.", code="recipient_inactive"
         )
     ensure_not_blocked(sender=sender, recipient=recipient_membership.user)
+    files = claim_for_message(sender=sender, conversation=conversation, attachment_ids=attachment_ids)
 
     now = timezone.now()
     if order is None:
@@ -303,6 +313,8 @@ def _store_message(
         moderation_findings=[finding.as_dict() for finding in verdict.findings],
         is_automatic=automatic,
     )
+    if files:
+        attach(attachments=files, message=message)
     if new_contact and message.status != Message.Status.REJECTED:
         transaction.on_commit(lambda: moderation_rules.count_new_contact(sender))
     sender_membership = by_user[sender.pk]

@@ -1,0 +1,205 @@
+"""Where attachment bytes live, behind one small interface with two implementations:
+
+- `S3Store`: the bucket of Django's default storage (django-storages' S3Storage: AWS, MinIO,
+  any S3-compatible store) through its boto3 client. Browsers upload parts straight to the
+  bucket with presigned URLs; downloads redirect to a presigned GET; archival changes the
+  object's storage class (GLACIER by default), after which S3 itself refuses a plain GET until
+  a RestoreObject has completed.
+- `LocalStore`: the embedded default, files under MEDIA_ROOT. Uploads stream through Django to
+  disk; downloads stream from disk; archival moves the file to an archive folder, and a restore
+  moves it back once its (simulated) delay has passed.
+"""
+
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import storages
+from django.utils import timezone
+
+
+@dataclass(frozen=True)
+class RestoreState:
+    done: bool
+    restored_until: datetime | None = None
+
+
+class LocalStore:
+    direct_upload = False
+
+    def __init__(self, root: Path):
+        self.root = Path(root) / "attachments"
+        self.archive_root = Path(root) / "attachments-archive"
+
+    def _path(self, key: str, *, archived: bool = False) -> Path:
+        path = (self.archive_root if archived else self.root) / key
+        # Keys are built by services.storage_key (uuid/sanitised name); never trust one blindly.
+        if not path.resolve().is_relative_to((self.archive_root if archived else self.root).resolve()):
+            raise ValueError(f"attachment key outside the store: {key!r}")
+        return path
+
+    def save(self, key: str, chunks) -> int:
+        """Write the chunks to `key`, returning the size; nothing is left behind on failure."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        size = 0
+        try:
+            with open(path, "xb") as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        return size
+
+    def head(self, key: str, length: int) -> bytes:
+        with open(self._path(key), "rb") as source:
+            return source.read(length)
+
+    def size(self, key: str) -> int:
+        return self._path(key).stat().st_size
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists() or self._path(key, archived=True).exists()
+
+    def open(self, key: str):
+        return open(self._path(key), "rb")
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+        self._path(key, archived=True).unlink(missing_ok=True)
+
+    def archive(self, key: str) -> None:
+        source, target = self._path(key), self._path(key, archived=True)
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+
+    def start_restore(self, key: str) -> datetime:
+        """When the file will be back (the local store has no real delay; it keeps S3's)."""
+        return timezone.now() + timedelta(hours=settings.ATTACHMENT_RESTORE_HOURS)
+
+    def restore_state(self, key: str, *, ready_at: datetime | None) -> RestoreState:
+        if ready_at is not None and ready_at > timezone.now():
+            return RestoreState(done=False)
+        source, target = self._path(key, archived=True), self._path(key)
+        if source.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(source, target)
+        return RestoreState(done=True, restored_until=None)  # back for good, until archived again
+
+
+class S3Store:
+    direct_upload = True
+
+    def __init__(self, storage):
+        self.client = storage.connection.meta.client
+        self.bucket = storage.bucket_name
+
+    def create_upload(self, key: str, content_type: str) -> str:
+        response = self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=key, ContentType=content_type or "application/octet-stream"
+        )
+        return response["UploadId"]
+
+    def sign_part(self, key: str, upload_id: str, part_number: int) -> str:
+        return self.client.generate_presigned_url(
+            "upload_part",
+            Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id, "PartNumber": part_number},
+            ExpiresIn=settings.ATTACHMENT_URL_EXPIRE_SECONDS,
+        )
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket,
+            Key=key,
+            UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+        )
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def save(self, key: str, chunks) -> int:
+        """Server-side writes (thumbnails): small files only."""
+        body = b"".join(chunks)
+        self.client.put_object(Bucket=self.bucket, Key=key, Body=body)
+        return len(body)
+
+    def head(self, key: str, length: int) -> bytes:
+        response = self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=0-{length - 1}")
+        return response["Body"].read()
+
+    def size(self, key: str) -> int:
+        return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except self.client.exceptions.ClientError:
+            return False
+        return True
+
+    def open(self, key: str):
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+    def download_url(self, key: str, *, filename_header: str, content_type: str) -> str:
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                "ResponseContentDisposition": filename_header,
+                "ResponseContentType": content_type or "application/octet-stream",
+            },
+            ExpiresIn=settings.ATTACHMENT_URL_EXPIRE_SECONDS,
+        )
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def archive(self, key: str) -> None:
+        """Copy the object onto itself in the archive storage class: S3 then refuses GETs."""
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=key,
+            CopySource={"Bucket": self.bucket, "Key": key},
+            StorageClass=settings.ATTACHMENT_ARCHIVE_STORAGE_CLASS,
+            MetadataDirective="COPY",
+        )
+
+    def start_restore(self, key: str) -> datetime:
+        try:
+            self.client.restore_object(
+                Bucket=self.bucket, Key=key, RestoreRequest={"Days": settings.ATTACHMENT_RESTORED_DAYS}
+            )
+        except self.client.exceptions.ClientError as exc:
+            # Asked twice: S3 answers RestoreAlreadyInProgress, which is what we wanted.
+            if exc.response.get("Error", {}).get("Code") != "RestoreAlreadyInProgress":
+                raise
+        return timezone.now() + timedelta(hours=settings.ATTACHMENT_RESTORE_HOURS)
+
+    def restore_state(self, key: str, *, ready_at: datetime | None) -> RestoreState:
+        """S3's own answer, from the object's Restore header:
+        'ongoing-request="false", expiry-date="Fri, 21 Dec 2012 00:00:00 GMT"' once done."""
+        header = self.client.head_object(Bucket=self.bucket, Key=key).get("Restore") or ""
+        if 'ongoing-request="false"' not in header:
+            return RestoreState(done=False)
+        until = None
+        if 'expiry-date="' in header:
+            until = parsedate_to_datetime(header.split('expiry-date="', 1)[1].split('"', 1)[0])
+        return RestoreState(done=True, restored_until=until)
+
+
+def blob_store():
+    """The store for Django's default storage: S3 when a bucket is configured, else local."""
+    from storages.backends.s3 import S3Storage
+
+    storage = storages["default"]
+    if isinstance(storage, S3Storage):
+        return S3Store(storage)
+    return LocalStore(settings.MEDIA_ROOT)

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "attachments"
+
+urlpatterns = [
+    path("<int:attachment_id>/", views.download, name="download"),
+]
