@@ -12,6 +12,7 @@ logger = logging.getLogger(__name__)
 
 THUMBNAIL_SIZE = (320, 320)
 MAX_PIXELS = 50_000_000  # larger images (or decompression bombs) get no thumbnail
+MAX_SOURCE_BYTES = 50 * 1024 * 1024
 
 
 def make_thumbnail(*, attachment_id: int) -> str:
@@ -20,11 +21,13 @@ def make_thumbnail(*, attachment_id: int) -> str:
     attachment = Attachment.objects.filter(pk=attachment_id).exclude(status=Attachment.Status.EXPIRED).first()
     if attachment is None or attachment.thumbnail_key or not attachment.is_image:
         return ""
+    if attachment.size > MAX_SOURCE_BYTES:  # read whole into memory below: keep that bounded
+        return ""
     store = blob_store()
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with store.open(attachment.key) as source:
-            image = Image.open(io.BytesIO(source.read()) if not hasattr(source, "seek") else source)
+            image = Image.open(io.BytesIO(source.read()))
             image = ImageOps.exif_transpose(image)
             image.thumbnail(THUMBNAIL_SIZE)
             output = io.BytesIO()
