@@ -147,7 +147,7 @@ def attachment_thumbnail(request, attachment_id: int):
     if not attachment.thumbnail_key:
         raise InvalidInput("This file has no thumbnail.", code="no_thumbnail")
     store = blob_store()
-    if store.direct_upload:
+    if store.signed_downloads:
         return HttpResponseRedirect(
             store.download_url(attachment.thumbnail_key, filename_header="inline", content_type="image/jpeg")
         )

@@ -9,16 +9,17 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.core import signing
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from marketplace.errors import Conflict, Gone, InvalidInput, NotFound
+from marketplace.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
 
 from .models import Attachment
-from .storage import blob_store
+from .storage import PART_SALT, UploadIncomplete, blob_store
 
 SNIFF_BYTES = 8192
 MAX_PARTS = 10_000  # S3's limit for one multipart upload
@@ -80,13 +81,15 @@ def _check_type(name: str, sniffed: str) -> None:
         )
 
 
+def _abort_open_upload(store, attachment: Attachment) -> None:
+    """An unfinished multipart upload keeps its parts (billed) in the bucket until aborted."""
+    if attachment.upload_id and attachment.status == Attachment.Status.UPLOADING:
+        store.abort_upload(attachment.key, attachment.upload_id)
+
+
 def _discard(attachment: Attachment) -> None:
     store = blob_store()
-    if attachment.upload_id and attachment.status == Attachment.Status.UPLOADING and store.direct_upload:
-        try:
-            store.abort_upload(attachment.key, attachment.upload_id)
-        except store.client.exceptions.ClientError:  # already completed or aborted
-            logger.info("upload %s of attachment %s was already closed", attachment.upload_id, attachment.pk)
+    _abort_open_upload(store, attachment)
     store.delete(attachment.key)
     attachment.delete()
 
@@ -125,9 +128,16 @@ def _limited(chunks, limit: int):
 
 
 def upload_stream(*, user, conversation, name, size, chunks) -> Attachment:
-    """The local store: the bytes stream through the server to disk, chunk by chunk (memory
-    stays flat whatever the size), then are checked. Nothing is kept if anything fails."""
+    """One request with the whole file, streamed to storage chunk by chunk, then checked;
+    nothing is kept if anything fails. For files up to one part: daphne holds a request body
+    in memory, so larger files go in parts (start_direct_upload)."""
     name, size = clean_name(name), _check_size(size)
+    if size > settings.ATTACHMENT_PART_BYTES:
+        raise InvalidInput(
+            f"Files over {settings.ATTACHMENT_PART_BYTES:,} bytes are uploaded in parts: "
+            "POST /api/v1/conversations/{id}/uploads.",
+            code="use_multipart",
+        )
     attachment = Attachment.objects.create(
         uploader=user, conversation=conversation, name=name, key=storage_key(name), size=size
     )
@@ -149,8 +159,6 @@ class DirectUpload:
 def start_direct_upload(*, user, conversation, name, size, content_type: str = "") -> DirectUpload:
     """The bucket: create a multipart upload the browser sends parts to (presigned URLs)."""
     store = blob_store()
-    if not store.direct_upload:
-        raise Conflict("Uploads go through the server here: PUT the file instead.", code="direct_upload_off")
     name, size = clean_name(name), _check_size(size)
     part_size = max(settings.ATTACHMENT_PART_BYTES, -(-size // MAX_PARTS))
     key = storage_key(name)
@@ -170,22 +178,56 @@ def _own_upload(*, user, attachment_id) -> Attachment:
     return attachment
 
 
+def _part_count(size: int) -> int:
+    return -(-size // max(settings.ATTACHMENT_PART_BYTES, -(-size // MAX_PARTS)))
+
+
 def sign_parts(*, user, attachment_id, part_numbers) -> dict[int, str]:
     attachment = _own_upload(user=user, attachment_id=attachment_id)
-    part_count = -(-attachment.size // max(settings.ATTACHMENT_PART_BYTES, -(-attachment.size // MAX_PARTS)))
+    part_count = _part_count(attachment.size)
     if not part_numbers or any(not isinstance(n, int) or not 1 <= n <= part_count for n in part_numbers):
         raise InvalidInput(f"Part numbers go from 1 to {part_count}.", code="invalid_part")
     store = blob_store()
     return {n: store.sign_part(attachment.key, attachment.upload_id, n) for n in sorted(set(part_numbers))}
 
 
+def receive_part(*, token: str, size, chunks) -> str:
+    """The local store's part URL: the signed token names the upload and the part (it is the
+    credential, valid ATTACHMENT_URL_EXPIRE_SECONDS). Returns the part's ETag."""
+    try:
+        signed = signing.loads(token, salt=PART_SALT, max_age=settings.ATTACHMENT_URL_EXPIRE_SECONDS)
+    except signing.SignatureExpired as exc:
+        raise Forbidden("This part URL has expired: ask for a new one.", code="url_expired") from exc
+    except signing.BadSignature as exc:
+        raise Forbidden("This part URL is not valid.", code="bad_signature") from exc
+    attachment = Attachment.objects.filter(upload_id=signed["u"], status=Attachment.Status.UPLOADING).first()
+    if attachment is None:
+        raise NotFound("Upload not found.")
+    part_size = max(settings.ATTACHMENT_PART_BYTES, -(-attachment.size // MAX_PARTS))
+    if not isinstance(size, int) or not 0 < size <= part_size:
+        raise InvalidInput(f"A part is 1 to {part_size:,} bytes.", code="invalid_part")
+    try:
+        return blob_store().save_part(signed["u"], signed["n"], _limited(chunks, size))
+    except UploadIncomplete as exc:
+        raise NotFound("Upload not found.") from exc
+
+
 def complete_direct_upload(*, user, attachment_id, parts: list[tuple[int, str]]) -> Attachment:
     """Assemble the parts, then check the whole file. Someone else's upload is not found."""
     attachment = _own_upload(user=user, attachment_id=attachment_id)
+    missing = sorted(set(range(1, _part_count(attachment.size) + 1)) - {n for n, _etag in parts})
+    if missing:
+        # S3 would assemble the parts listed (1 and 3 without 2) into a shorter file, which the
+        # size check then deletes, upload and all. Refused first: the upload stays resumable.
+        raise InvalidInput(
+            f"The upload is missing parts {', '.join(map(str, missing[:20]))}: send them, then complete.",
+            code="upload_incomplete",
+            missing_parts=missing,
+        )
     store = blob_store()
     try:
         store.complete_upload(attachment.key, attachment.upload_id, sorted(parts))
-    except store.client.exceptions.ClientError as exc:
+    except UploadIncomplete as exc:
         raise InvalidInput(
             "The upload could not be completed: a part is missing or its ETag is wrong. Send the missing "
             "parts again, then complete.",
@@ -279,7 +321,7 @@ def download(*, user, attachment: Attachment) -> Download:
         )
     if refusal is not None:
         raise refusal
-    if not store.direct_upload:
+    if not store.signed_downloads:
         return Download(attachment, None)
     url = store.download_url(
         attachment.key,
@@ -307,7 +349,10 @@ def finish_restores(*, now=None) -> int:
             if not state.done:
                 continue
             locked.status, locked.restored_until = Attachment.Status.ATTACHED, state.restored_until
-            locked.save(update_fields=["status", "restored_until"])
+            # Someone asked for it: without a fresh access time, the next archive_idle run (local
+            # store: restored_until is None) would archive it again before they could download it.
+            locked.last_accessed_at = now or timezone.now()
+            locked.save(update_fields=["status", "restored_until", "last_accessed_at"])
             _notify_restored(locked)
             finished += 1
     return finished
@@ -402,6 +447,7 @@ def purge_old(*, dry_run: bool = False, batch_size: int = 100, now=None):
             if not batch:
                 return
             for attachment in batch:
+                _abort_open_upload(store, attachment)
                 for key in (attachment.key, attachment.thumbnail_key):
                     if key:
                         store.delete(key)

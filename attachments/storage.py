@@ -5,20 +5,44 @@
   bucket with presigned URLs; downloads redirect to a presigned GET; archival changes the
   object's storage class (GLACIER by default), after which S3 itself refuses a plain GET until
   a RestoreObject has completed.
-- `LocalStore`: the embedded default, files under MEDIA_ROOT. Uploads stream through Django to
-  disk; downloads stream from disk; archival moves the file to an archive folder, and a restore
+- `LocalStore`: the embedded default, files under MEDIA_ROOT. Uploads come through the server
+  in parts (the same protocol as the bucket's, with this server's signed part URLs), each part
+  streamed to disk, then joined; downloads stream from disk; archival moves the file to an archive folder, and a restore
   moves it back once its (simulated) delay has passed.
 """
 
+import hashlib
+import logging
 import shutil
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.core import signing
 from django.core.files.storage import storages
+from django.urls import reverse
 from django.utils import timezone
+
+logger = logging.getLogger(__name__)
+PART_SALT = "attachments.upload-part"
+READ_CHUNK = 1024 * 1024
+
+
+def _read_files(paths):
+    for path in paths:
+        with open(path, "rb") as source:
+            while chunk := source.read(READ_CHUNK):
+                yield chunk
+
+
+def _md5_etag(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in _read_files([path]):
+        digest.update(chunk)
+    return f'"{digest.hexdigest()}"'
 
 
 @dataclass(frozen=True)
@@ -27,12 +51,64 @@ class RestoreState:
     restored_until: datetime | None = None
 
 
+class UploadIncomplete(Exception):
+    """A multipart upload cannot be assembled: a part is missing or its ETag is wrong."""
+
+
 class LocalStore:
-    direct_upload = False
+    """Multipart uploads work as with S3, but the part URLs are this server's (a signed token
+    per part) and each part is one bounded request: daphne holds a request body in memory
+    whole, so a 1 GB file in one request would cost 1 GB; in parts it costs one part."""
+
+    signed_downloads = False
 
     def __init__(self, root: Path):
         self.root = Path(root) / "attachments"
         self.archive_root = Path(root) / "attachments-archive"
+        self.uploads_root = Path(root) / "attachments-uploads"
+
+    def _parts_dir(self, upload_id: str) -> Path:
+        if not upload_id.isalnum():
+            raise ValueError(f"not an upload id: {upload_id!r}")
+        return self.uploads_root / upload_id
+
+    def create_upload(self, key: str, content_type: str) -> str:
+        upload_id = uuid.uuid4().hex
+        self._parts_dir(upload_id).mkdir(parents=True)
+        return upload_id
+
+    def sign_part(self, key: str, upload_id: str, part_number: int) -> str:
+        token = signing.dumps({"u": upload_id, "n": part_number}, salt=PART_SALT)
+        return reverse("attachments:upload-part", args=[token])
+
+    def save_part(self, upload_id: str, part_number: int, chunks) -> str:
+        """Store one part (replacing an earlier attempt); its ETag is the MD5 of its bytes."""
+        folder = self._parts_dir(upload_id)
+        if not folder.is_dir():
+            raise UploadIncomplete("This upload is closed.")
+        digest = hashlib.md5(usedforsecurity=False)
+        partial = folder / f"{part_number}.partial"
+        with open(partial, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+                digest.update(chunk)
+        partial.replace(folder / str(part_number))
+        return f'"{digest.hexdigest()}"'
+
+    def complete_upload(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
+        """Join the parts, in order, into the file (streamed), checking each one's ETag."""
+        folder = self._parts_dir(upload_id)
+        chunk_paths = []
+        for part_number, etag in parts:
+            path = folder / str(part_number)
+            if not path.is_file() or _md5_etag(path) != etag.strip():
+                raise UploadIncomplete(f"Part {part_number} is missing or its ETag is wrong.")
+            chunk_paths.append(path)
+        self.save(key, _read_files(chunk_paths))
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def abort_upload(self, key: str, upload_id: str) -> None:
+        shutil.rmtree(self._parts_dir(upload_id), ignore_errors=True)
 
     def _path(self, key: str, *, archived: bool = False) -> Path:
         path = (self.archive_root if archived else self.root) / key
@@ -94,7 +170,7 @@ class LocalStore:
 
 
 class S3Store:
-    direct_upload = True
+    signed_downloads = True
 
     def __init__(self, storage):
         self.client = storage.connection.meta.client
@@ -114,15 +190,21 @@ class S3Store:
         )
 
     def complete_upload(self, key: str, upload_id: str, parts: list[tuple[int, str]]) -> None:
-        self.client.complete_multipart_upload(
-            Bucket=self.bucket,
-            Key=key,
-            UploadId=upload_id,
-            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
-        )
+        try:
+            self.client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag} for n, etag in parts]},
+            )
+        except self.client.exceptions.ClientError as exc:
+            raise UploadIncomplete(str(exc)) from exc
 
     def abort_upload(self, key: str, upload_id: str) -> None:
-        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except self.client.exceptions.ClientError:  # already completed or aborted
+            logger.info("multipart upload %s of %s was already closed", upload_id, key)
 
     def save(self, key: str, chunks) -> int:
         """Server-side writes (thumbnails): small files only."""

@@ -6,4 +6,5 @@ app_name = "attachments"
 
 urlpatterns = [
     path("<int:attachment_id>/", views.download, name="download"),
+    path("parts/<str:token>/", views.upload_part, name="upload-part"),
 ]

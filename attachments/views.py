@@ -2,11 +2,12 @@
 the file is being restored or has expired."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_GET
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods
 
-from marketplace.errors import Conflict, Gone, NotFound
+from marketplace.errors import Conflict, DomainError, Gone, NotFound
 
 from . import selectors, services
 from .api import file_response
@@ -27,3 +28,28 @@ def download(request, attachment_id):
             {"attachment": attachment, "detail": exc.detail, "ready_at": exc.extra.get("ready_at")},
             status=exc.status,
         )
+
+
+READ_CHUNK = 1024 * 1024
+
+
+def _body_chunks(request):
+    while chunk := request.read(READ_CHUNK):
+        yield chunk
+
+
+@csrf_exempt  # the signed token in the URL is the credential, as with a bucket's presigned URL
+@require_http_methods(["PUT"])
+def upload_part(request, token):
+    """One part of a multipart upload to the local store (the part URLs the API hands out)."""
+    try:
+        size = int(request.headers.get("Content-Length", ""))
+    except ValueError:
+        size = None
+    try:
+        etag = services.receive_part(token=token, size=size, chunks=_body_chunks(request))
+    except DomainError as exc:
+        return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)
+    response = HttpResponse(status=200)
+    response["ETag"] = etag
+    return response

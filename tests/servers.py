@@ -46,6 +46,8 @@ class DaphneServers:
             DATABASE_URL=shared_database_url(),
             PYTHONUNBUFFERED="1",
             MESSAGE_MAX_LENGTH=str(settings.MESSAGE_MAX_LENGTH),
+            # Uploaded files go where this test's settings say (a test sets a temporary folder).
+            MEDIA_ROOT=str(settings.MEDIA_ROOT),
         )
         if redis_url:
             env["REDIS_URL"] = redis_url
