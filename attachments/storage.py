@@ -7,8 +7,8 @@
   a RestoreObject has completed.
 - `LocalStore`: the embedded default, files under MEDIA_ROOT. Uploads come through the server
   in parts (the same protocol as the bucket's, with this server's signed part URLs), each part
-  streamed to disk, then joined; downloads stream from disk; archival moves the file to an archive folder, and a restore
-  moves it back once its (simulated) delay has passed.
+  streamed to disk, then joined; downloads stream from disk; archival moves the file to an
+  archive folder, and a restore moves it back once its (simulated) delay has passed.
 """
 
 import hashlib

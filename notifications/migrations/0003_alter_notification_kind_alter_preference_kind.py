@@ -4,20 +4,65 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0002_delivery_claim'),
+        ("notifications", "0002_delivery_claim"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notification',
-            name='kind',
-            field=models.CharField(choices=[('new_message', 'New message (while you are away)'), ('request_received', 'Request received'), ('offer_received', 'Custom offer received'), ('offer_accepted', 'Offer accepted'), ('offer_declined', 'Offer declined'), ('offer_expired', 'Offer expired'), ('order_created', 'Order created'), ('requirements_submitted', 'Requirements submitted'), ('order_updated', 'Order updated'), ('order_delivered', 'Order delivered'), ('revision_requested', 'Revision requested'), ('order_completed', 'Order completed'), ('review_received', 'Review received'), ('message_held', 'Your message is under review'), ('message_rejected', 'Your message was not delivered'), ('message_approved', 'Your message was approved'), ('warning', 'Warning'), ('suspension', 'Suspension'), ('file_restored', 'Archived file ready to download')], max_length=32),
+            model_name="notification",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("new_message", "New message (while you are away)"),
+                    ("request_received", "Request received"),
+                    ("offer_received", "Custom offer received"),
+                    ("offer_accepted", "Offer accepted"),
+                    ("offer_declined", "Offer declined"),
+                    ("offer_expired", "Offer expired"),
+                    ("order_created", "Order created"),
+                    ("requirements_submitted", "Requirements submitted"),
+                    ("order_updated", "Order updated"),
+                    ("order_delivered", "Order delivered"),
+                    ("revision_requested", "Revision requested"),
+                    ("order_completed", "Order completed"),
+                    ("review_received", "Review received"),
+                    ("message_held", "Your message is under review"),
+                    ("message_rejected", "Your message was not delivered"),
+                    ("message_approved", "Your message was approved"),
+                    ("warning", "Warning"),
+                    ("suspension", "Suspension"),
+                    ("file_restored", "Archived file ready to download"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='preference',
-            name='kind',
-            field=models.CharField(choices=[('new_message', 'New message (while you are away)'), ('request_received', 'Request received'), ('offer_received', 'Custom offer received'), ('offer_accepted', 'Offer accepted'), ('offer_declined', 'Offer declined'), ('offer_expired', 'Offer expired'), ('order_created', 'Order created'), ('requirements_submitted', 'Requirements submitted'), ('order_updated', 'Order updated'), ('order_delivered', 'Order delivered'), ('revision_requested', 'Revision requested'), ('order_completed', 'Order completed'), ('review_received', 'Review received'), ('message_held', 'Your message is under review'), ('message_rejected', 'Your message was not delivered'), ('message_approved', 'Your message was approved'), ('warning', 'Warning'), ('suspension', 'Suspension'), ('file_restored', 'Archived file ready to download')], max_length=32),
+            model_name="preference",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("new_message", "New message (while you are away)"),
+                    ("request_received", "Request received"),
+                    ("offer_received", "Custom offer received"),
+                    ("offer_accepted", "Offer accepted"),
+                    ("offer_declined", "Offer declined"),
+                    ("offer_expired", "Offer expired"),
+                    ("order_created", "Order created"),
+                    ("requirements_submitted", "Requirements submitted"),
+                    ("order_updated", "Order updated"),
+                    ("order_delivered", "Order delivered"),
+                    ("revision_requested", "Revision requested"),
+                    ("order_completed", "Order completed"),
+                    ("review_received", "Review received"),
+                    ("message_held", "Your message is under review"),
+                    ("message_rejected", "Your message was not delivered"),
+                    ("message_approved", "Your message was approved"),
+                    ("warning", "Warning"),
+                    ("suspension", "Suspension"),
+                    ("file_restored", "Archived file ready to download"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
