@@ -53,23 +53,24 @@ def upload(request, conversation_id: int, name: str):
     return Status(201, attachment_payload(attachment))
 
 
-class DirectUploadIn(Schema):
+class UploadIn(Schema):
     name: str = Field(max_length=1000)
     size: int
     content_type: str = Field("", max_length=200)
 
 
-class DirectUploadOut(Schema):
+class UploadOut(Schema):
     attachment_id: int
     part_size: int = Field(description="Bytes per part; the last part is the rest")
     part_count: int
 
 
-@router.post("/conversations/{int:conversation_id}/uploads", response={201: DirectUploadOut})
-def start_direct_upload(request, conversation_id: int, payload: DirectUploadIn):
-    """With a bucket: start a multipart upload the client sends parts to directly."""
+@router.post("/conversations/{int:conversation_id}/uploads", response={201: UploadOut})
+def start_upload(request, conversation_id: int, payload: UploadIn):
+    """Start a multipart upload: the client then PUTs parts to the URLs /uploads/{id}/parts signs
+    (the bucket's presigned URLs, or this server's own with local storage)."""
     membership = _membership(request, conversation_id)
-    started = services.start_direct_upload(
+    started = services.start_upload(
         user=request.user,
         conversation=membership.conversation,
         name=payload.name,
@@ -113,8 +114,8 @@ class CompleteIn(Schema):
 
 
 @router.post("/uploads/{int:attachment_id}/complete", response=AttachmentOut)
-def complete_direct_upload(request, attachment_id: int, payload: CompleteIn):
-    attachment = services.complete_direct_upload(
+def complete_upload(request, attachment_id: int, payload: CompleteIn):
+    attachment = services.complete_upload(
         user=request.user,
         attachment_id=attachment_id,
         parts=[(part.part_number, part.etag) for part in payload.parts],

@@ -130,7 +130,7 @@ def _limited(chunks, limit: int):
 def upload_stream(*, user, conversation, name, size, chunks) -> Attachment:
     """One request with the whole file, streamed to storage chunk by chunk, then checked;
     nothing is kept if anything fails. For files up to one part: daphne holds a request body
-    in memory, so larger files go in parts (start_direct_upload)."""
+    in memory, so larger files go in parts (start_upload)."""
     name, size = clean_name(name), _check_size(size)
     if size > settings.ATTACHMENT_PART_BYTES:
         raise InvalidInput(
@@ -150,13 +150,13 @@ def upload_stream(*, user, conversation, name, size, chunks) -> Attachment:
 
 
 @dataclass(frozen=True)
-class DirectUpload:
+class StartedUpload:
     attachment: Attachment
     part_size: int
     part_count: int
 
 
-def start_direct_upload(*, user, conversation, name, size, content_type: str = "") -> DirectUpload:
+def start_upload(*, user, conversation, name, size, content_type: str = "") -> StartedUpload:
     """The bucket: create a multipart upload the browser sends parts to (presigned URLs)."""
     store = blob_store()
     name, size = clean_name(name), _check_size(size)
@@ -166,7 +166,7 @@ def start_direct_upload(*, user, conversation, name, size, content_type: str = "
     attachment = Attachment.objects.create(
         uploader=user, conversation=conversation, name=name, key=key, size=size, upload_id=upload_id
     )
-    return DirectUpload(attachment, part_size, -(-size // part_size))
+    return StartedUpload(attachment, part_size, -(-size // part_size))
 
 
 def _own_upload(*, user, attachment_id) -> Attachment:
@@ -212,7 +212,7 @@ def receive_part(*, token: str, size, chunks) -> str:
         raise NotFound("Upload not found.") from exc
 
 
-def complete_direct_upload(*, user, attachment_id, parts: list[tuple[int, str]]) -> Attachment:
+def complete_upload(*, user, attachment_id, parts: list[tuple[int, str]]) -> Attachment:
     """Assemble the parts, then check the whole file. Someone else's upload is not found."""
     attachment = _own_upload(user=user, attachment_id=attachment_id)
     missing = sorted(set(range(1, _part_count(attachment.size) + 1)) - {n for n, _etag in parts})

@@ -1,9 +1,11 @@
 """Downloads from the site's pages: the same service as the API, with a page (not JSON) when
 the file is being restored or has expired."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
@@ -53,3 +55,18 @@ def upload_part(request, token):
     response = HttpResponse(status=200)
     response["ETag"] = etag
     return response
+
+
+def upload_context(conversation_id: int) -> dict:
+    """How the composer uploads files (static/inbox/attachments.js): always in parts, to the
+    part URLs the server signs (the bucket's presigned URLs, or this server's own for the local
+    store, where each part is one bounded request)."""
+    return {
+        "upload": {
+            "url": reverse("api-v1:start_upload", args=[conversation_id]),
+            # /api/v1/uploads/: + <id>/parts, <id>/complete, <id> (DELETE aborts)
+            "uploads_base": reverse("api-v1:abort_upload", args=[0]).removesuffix("0"),
+            "max_files": settings.ATTACHMENTS_PER_MESSAGE,
+            "max_bytes": settings.ATTACHMENT_MAX_BYTES,
+        }
+    }

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
+from attachments.views import upload_context
 from marketplace.accounts.selectors import public_profile
 from marketplace.accounts.services import update_inbox_preferences
 from marketplace.errors import DomainError, InvalidInput, NotFound
@@ -262,6 +263,7 @@ def inbox(request, conversation_id=None):
             thread_hint=_pop_thread_hint(request, active.conversation_id),
             **_orders_context(user, active.other_user),
             **_quick_responses_context(user, active),
+            **upload_context(active.conversation_id),
         )
     return render(request, "inbox/inbox.html", context, status=context["list_status"])
 

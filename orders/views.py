@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from attachments.views import upload_context
 from inbox import selectors as inbox_selectors
 from inbox import services as inbox_services
 from inbox.presence import online_user_ids
@@ -681,6 +682,7 @@ def _order_page(request, order: Order, *, forms=None, status=200):
         "event_cursor": inbox_selectors.head_cursor(user_id=request.user.pk),
         "enter_sends": request.user.profile.enter_sends,
         "other_online": membership.other_user_id in online_user_ids([membership.other_user_id]),
+        **upload_context(order.conversation_id),
     }
     return render(request, "orders/order.html", context, status=status)
 
@@ -743,6 +745,8 @@ def order_send(request, number):
             client_id=client_id,
             reply_to_id=reply_to_id,
             order=order,
+            # Ids no upload can have are refused by the service like anyone else's.
+            attachment_ids=[_row_id(raw) or 0 for raw in request.POST.getlist("attachments")[:50]],
         )
     except DomainError as exc:
         return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)

@@ -1160,14 +1160,25 @@ function setupComposer() {
 
   async function send() {
     const body = textarea.value;
-    if (!body.trim()) {
+    // Uploaded files (attachments.js): their ids; with files, the text may be empty.
+    const files = [...composer.querySelectorAll("input[name=attachments]")].map((input) => input.value);
+    if (composer.dataset.uploading) {
+      showError("Wait until the files are uploaded.");
+      return;
+    }
+    if (!body.trim() && !files.length) {
       showError("Write something before sending.");
       return;
     }
     clearTimeout(draftTimer);
     pendingClientId = pendingClientId || newClientId();
-    const fields = { body, client_id: pendingClientId, after: lastMessageId() };
-    if (reply.input?.value) fields.reply_to = reply.input.value;
+    const fields = new URLSearchParams({
+      body: body.trim() ? body : "",
+      client_id: pendingClientId,
+      after: lastMessageId(),
+    });
+    if (reply.input?.value) fields.set("reply_to", reply.input.value);
+    files.forEach((id) => fields.append("attachments", id));
     button.disabled = true;
     let response;
     try {
@@ -1187,6 +1198,7 @@ function setupComposer() {
       if (textarea.value === body) textarea.value = "";
       else saveDraft();
       pendingClientId = null;
+      composer.dispatchEvent(new CustomEvent("composer:sent", { detail: { attachments: files } }));
       cancelReply();
       showError("");
       scrollToBottom();
