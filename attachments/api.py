@@ -5,7 +5,7 @@ from django.http import FileResponse, HttpResponseRedirect
 from ninja import Field, Router, Schema, Status
 
 from inbox import selectors as inbox_selectors
-from marketplace.errors import InvalidInput
+from marketplace.errors import InvalidInput, NotFound
 
 from . import selectors, services
 from .payloads import attachment_payload
@@ -146,7 +146,7 @@ def download_attachment(request, attachment_id: int):
 def attachment_thumbnail(request, attachment_id: int):
     attachment = selectors.attachment_for_user(user=request.user, attachment_id=attachment_id)
     if not attachment.thumbnail_key:
-        raise InvalidInput("This file has no thumbnail.", code="no_thumbnail")
+        raise NotFound("This file has no thumbnail.")
     store = blob_store()
     if store.signed_downloads:
         return HttpResponseRedirect(

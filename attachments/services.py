@@ -22,6 +22,7 @@ from .models import Attachment
 from .storage import PART_SALT, UploadIncomplete, blob_store
 
 SNIFF_BYTES = 8192
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 MAX_PARTS = 10_000  # S3's limit for one multipart upload
 THUMBNAIL_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
@@ -38,7 +39,8 @@ def clean_name(name) -> str:
         raise InvalidInput(
             f"A file name is at most 255 characters; this one has {len(name)}.", code="invalid_name"
         )
-    if any(ord(character) < 32 or ord(character) == 127 for character in name):
+    if any(ord(character) < 32 or ord(character) == 127 or character in BIDI_CONTROLS for character in name):
+        # Bidirectional overrides can disguise an extension ("photo\u202egpj.exe").
         raise InvalidInput("A file name cannot contain control characters.", code="invalid_name")
     if "/" in name or "\\" in name or name in (".", "..") or name.startswith(".."):
         raise InvalidInput("A file name cannot contain a path (/, \\ or ..).", code="invalid_name")
@@ -287,7 +289,11 @@ def download(*, user, attachment: Attachment) -> Download:
     hand out a short-lived URL or the bytes. An archived file starts its restore instead."""
     store = blob_store()
     if attachment.status == Attachment.Status.EXPIRED:
-        raise Gone("This file has expired: attachments are kept for three years.", code="file_expired")
+        raise Gone(
+            f"This file has expired: files are deleted {settings.ATTACHMENT_PURGE_AFTER_DAYS} days after "
+            "they are sent.",
+            code="file_expired",
+        )
     refusal = None
     with transaction.atomic():
         attachment = Attachment.objects.select_for_update().get(pk=attachment.pk)
@@ -377,7 +383,7 @@ def _notify_restored(attachment: Attachment) -> None:
 def _restoring(attachment: Attachment, *, started: bool = False) -> Conflict:
     ready = timezone.localtime(attachment.restore_ready_at)
     first = (
-        "This file was archived after two years without downloads; its restore has started."
+        "This file was archived, as nobody downloaded it for a long time; its restore has started."
         if started
         else ("This file is being restored from the archive.")
     )

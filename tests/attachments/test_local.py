@@ -246,7 +246,7 @@ def test_a_file_that_is_not_an_image_has_no_thumbnail(client, buyer, conversatio
     uploaded = upload(client, buyer, conversation, "doc.pdf", PDF)
     assert uploaded["thumbnail_url"] is None
     response = client.get(f"/api/v1/attachments/{uploaded['id']}/thumbnail", **bearer_headers(buyer))
-    assert_refused(response, 422, "no_thumbnail")
+    assert_refused(response, 404, "not_found")
 
 
 # --- 3. Access ----------------------------------------------------------------------------------
@@ -520,6 +520,7 @@ def test_abandoned_uploads_are_deleted_with_their_row(client, buyer, conversatio
         ("..", b"text\n", "invalid_name"),
         ("a\\b.txt", b"text\n", "invalid_name"),
         ("a%00b.txt", b"text\n", "invalid_name"),
+        ("invoice\u202efdp.exe", b"text\n", "invalid_name"),  # U+202E disguises the extension
         ("x" * 496 + ".txt", b"text\n", "invalid_name"),
         ("", b"text\n", "invalid_name"),
         ("empty.txt", b"", "empty_file"),
