@@ -143,7 +143,11 @@ class LocalStore:
         return self._path(key).exists() or self._path(key, archived=True).exists()
 
     def open(self, key: str):
-        return open(self._path(key), "rb")
+        # The file may sit in the archive folder while its row still says sent: archived by a run
+        # that had not committed when the download checked the row, or whose commit failed.
+        # Serving that copy is right; failing with a 500 is not.
+        live = self._path(key)
+        return open(live if live.exists() else self._path(key, archived=True), "rb")
 
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)

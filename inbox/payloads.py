@@ -1,5 +1,6 @@
 """The JSON shapes of users, messages and conversations, shared by the API and the event log."""
 
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -13,8 +14,15 @@ _json_encoder = DjangoJSONEncoder()
 
 
 def iso_timestamp(value):
-    """The same form the API's responses use (ISO 8601, milliseconds, Z for UTC)."""
-    return _json_encoder.default(value) if value is not None else None
+    """The same form the API's responses use (ISO 8601, milliseconds, Z for UTC). Truncated to
+    the millisecond first: the encoder writes ".000" for 1 to 999 microseconds, while a response
+    schema that parsed that string back writes nothing, and the event and the REST answer for
+    one message would differ."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        value = value.replace(microsecond=value.microsecond // 1000 * 1000)
+    return _json_encoder.default(value)
 
 
 def user_summary(user) -> dict:

@@ -396,6 +396,18 @@ def test_an_idle_file_is_archived_then_restored_on_demand_and_downloadable_again
     assert content(response) == PDF
 
 
+def test_a_file_moved_to_the_archive_by_a_run_that_never_committed_still_downloads(
+    client, buyer, seller, conversation, media_root
+):
+    attachment = sent_file(client, buyer, conversation)
+    services.blob_store().archive(attachment.key)  # moved on disk; the row still says "attached"
+
+    response = client.get(f"/api/v1/attachments/{attachment.pk}/download", **bearer_headers(seller))
+
+    assert response.status_code == 200
+    assert content(response) == PDF
+
+
 def test_with_no_restore_delay_the_next_download_brings_the_file_back(
     client, settings, buyer, seller, conversation, media_root
 ):

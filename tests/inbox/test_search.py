@@ -670,4 +670,4 @@ def test_thread_page_around_costs_the_same_queries_at_10_and_200_messages(buyer,
     for n in range(190):
         say(seller, conversation, f"after {n}")
     at_200 = count_queries(lambda: thread_page(membership=membership, around=target.pk))
-    assert at_10 == at_200 == 2
+    assert at_10 == at_200 == 4  # each side of the target, and the files of each side

@@ -305,7 +305,7 @@ def test_inbox_costs_the_same_queries_at_10_and_200_conversations(buyer, user_fa
 
     assert (len(small), len(large)) == (10, 100)
     assert large[0]["last_message"]["body"] == "hello 199"
-    assert queries_at_10 == queries_at_200 == 3  # the page, how far each other person read, labels
+    assert queries_at_10 == queries_at_200 == 4  # the page, last messages' files, reads, labels
 
 
 def test_thread_costs_the_same_queries_at_10_and_200_messages(buyer, seller):
@@ -324,7 +324,7 @@ def test_thread_costs_the_same_queries_at_10_and_200_messages(buyer, seller):
 
     assert (len(small), len(large)) == (10, 200)
     assert {m["sender"] for m in large} == {"buyer", "seller"}
-    assert queries_at_10 == queries_at_200 == 1
+    assert queries_at_10 == queries_at_200 == 2  # the page and its messages' files
 
 
 @pytest.mark.usefixtures("everyone_online")
