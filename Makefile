@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install migrate seed worker beat bench clean
+.PHONY: run test lint install migrate seed worker beat bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ worker: install
 beat: install
 	$(BIN)/celery -A marketplace beat --loglevel=info
 
+# The performance suite against the bare stack (docs/PERFORMANCE.md): PostgreSQL and Redis from
+# DATABASE_URL / REDIS_URL, default postgres://postgres@127.0.0.1:5432/bench_inbox and Redis db 0.
 bench: install
-	$(BIN)/python bench/message_delivery.py
+	$(BIN)/python -m bench all
+
+bench-quick: install
+	$(BIN)/python -m bench all --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles
