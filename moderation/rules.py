@@ -95,6 +95,8 @@ def _have_an_order(seller, buyer) -> bool:
 
 def is_new_contact(conversation) -> bool:
     """Nobody has written in this conversation yet (a refused message does not count)."""
+    if conversation is not None and conversation.last_message_id is not None:
+        return False  # something was delivered: no need to ask the database
     return (
         conversation is None
         or not Message.objects.filter(

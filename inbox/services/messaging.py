@@ -175,6 +175,7 @@ def send_message(
         order=order,
         verdict=verdict,
         attachment_ids=attachment_ids or (),
+        replay_checked=True,
     )
 
 
@@ -195,12 +196,15 @@ def _send(
     reply_to_id: int | None = None,
     order=None,
     attachment_ids=(),
+    replay_checked: bool = False,
 ) -> tuple[Message, bool]:
-    """Store a message whose sender may write and whose text was scanned."""
+    """Store a message whose sender may write and whose text was scanned. `replay_checked`:
+    the caller has just looked for this client_id (a race still ends in the IntegrityError)."""
     client_id = client_id or uuid.uuid4()
-    existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
-    if existing is not None:
-        return existing, False
+    if not replay_checked:
+        existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
+        if existing is not None:
+            return existing, False
     reply_to = _reply_target(conversation=conversation, reply_to_id=reply_to_id)
     try:
         with transaction.atomic():

@@ -251,7 +251,8 @@ def user_for_api_token(raw_token: str) -> User | None:
     """The active user a raw bearer token belongs to, or None. Records when it was last used."""
     if not raw_token or len(raw_token) > 200:
         return None
-    token = ApiToken.objects.select_related("user").filter(digest=_digest(raw_token)).first()
+    # The profile too: nearly every API call reads it (role, time zone, display name).
+    token = ApiToken.objects.select_related("user__profile").filter(digest=_digest(raw_token)).first()
     if token is None or not token.is_active or not token.user.is_active:
         return None
     now = timezone.now()
