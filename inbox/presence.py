@@ -2,8 +2,12 @@
 
 Each socket refreshes the key on its heartbeat; if a server dies without saying goodbye, the
 key expires after PRESENCE_TTL_SECONDS and the user reads as offline.
+
+Django's async cache methods are each a trip to the sync thread; the async functions here
+make one trip for the whole count.
 """
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
 
@@ -12,35 +16,47 @@ def _key(user_id: int) -> str:
     return f"presence:{user_id}"
 
 
-async def socket_opened(user_id: int) -> bool:
+def count_socket_opened(user_id: int) -> bool:
     """Count one more socket; True when the user just came online."""
     ttl = settings.PRESENCE_TTL_SECONDS
-    if await cache.aadd(_key(user_id), 1, timeout=ttl):
+    if cache.add(_key(user_id), 1, timeout=ttl):
         return True
     try:
-        count = await cache.aincr(_key(user_id))
+        count = cache.incr(_key(user_id))
     except ValueError:  # expired between the two calls
-        await cache.aset(_key(user_id), 1, timeout=ttl)
+        cache.set(_key(user_id), 1, timeout=ttl)
         return True
-    await cache.atouch(_key(user_id), ttl)
+    cache.touch(_key(user_id), ttl)
     return count == 1
 
 
-async def socket_closed(user_id: int) -> bool:
+def count_socket_closed(user_id: int) -> bool:
     """Count one socket less; True when it was the user's last one."""
     try:
-        count = await cache.adecr(_key(user_id))
+        count = cache.decr(_key(user_id))
     except ValueError:  # already expired: nobody saw them online
         return False
     if count <= 0:
-        await cache.adelete(_key(user_id))
+        cache.delete(_key(user_id))
         return True
     return False
 
 
+def refresh(user_id: int) -> None:
+    if not cache.touch(_key(user_id), settings.PRESENCE_TTL_SECONDS):
+        cache.add(_key(user_id), 1, timeout=settings.PRESENCE_TTL_SECONDS)
+
+
+async def socket_opened(user_id: int) -> bool:
+    return await sync_to_async(count_socket_opened)(user_id)
+
+
+async def socket_closed(user_id: int) -> bool:
+    return await sync_to_async(count_socket_closed)(user_id)
+
+
 async def heartbeat(user_id: int) -> None:
-    if not await cache.atouch(_key(user_id), settings.PRESENCE_TTL_SECONDS):
-        await cache.aadd(_key(user_id), 1, timeout=settings.PRESENCE_TTL_SECONDS)
+    await sync_to_async(refresh)(user_id)
 
 
 def online_user_ids(user_ids) -> set[int]:
