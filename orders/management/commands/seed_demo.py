@@ -5,12 +5,14 @@ Idempotent: users and gigs are created only when missing, and every demo message
 client_id, so a second run sends nothing twice.
 """
 
+import json
 import uuid
 from datetime import timedelta
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from inbox import bulk_seed
 from inbox.selectors import quick_responses_of
 from inbox.services import create_quick_response, get_or_create_conversation, save_auto_reply, send_message
 from marketplace.accounts.models import Profile, User
@@ -165,9 +167,29 @@ QUICK_RESPONSES = [
 
 
 class Command(BaseCommand):
-    help = "Load demo users, gigs and conversations (safe to run again)."
+    help = (
+        "Load demo users, gigs and conversations (safe to run again). With --messages N: instead, "
+        "a large generated dataset of N messages for benchmarks (replacing the previous one)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--messages",
+            type=int,
+            help="Bulk-load this many generated messages (inbox.bulk_seed) instead of the demo data",
+        )
+        parser.add_argument(
+            "--clear-generated", action="store_true", help="Remove the generated dataset and stop"
+        )
 
     def handle(self, *args, **options):
+        if options["clear_generated"]:
+            removed = bulk_seed.clear_bulk_dataset()
+            self.stdout.write(f"Removed {removed} generated users and everything theirs.")
+            return
+        if options["messages"] is not None:
+            self._bulk(options["messages"])
+            return
         users = {username: self._person(username, *rest) for username, *rest in PEOPLE}
         self._admin()
         for seller, title, price, days, revisions, description in GIGS:
@@ -192,6 +214,21 @@ class Command(BaseCommand):
         for username, display_name, role, *_rest in PEOPLE:
             self.stdout.write(f"  {username:<8} / {DEMO_PASSWORD}   ({role}, {display_name})")
         self.stdout.write(f"  {'admin':<8} / {DEMO_PASSWORD}   (staff: /admin/; a message awaits review)")
+
+    def _bulk(self, messages):
+        try:
+            report = bulk_seed.seed_messages(messages)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Seeded {report.messages} messages in {report.conversations} conversations between "
+                f"{report.users} generated users in {report.seconds} s (deep conversation: "
+                f"{report.deep_messages} messages between {bulk_seed.BUSY_SELLER} and "
+                f"{bulk_seed.LIGHT_BUYER})."
+            )
+        )
+        self.stdout.write(f"phases: {json.dumps(report.phases)}")
 
     def _deals(self, users):
         """An order in progress, a pending offer, a completed and reviewed order, a request."""
