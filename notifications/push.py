@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 TTL_SECONDS = 24 * 60 * 60
 
 
+NOT_CONFIGURED = (Delivery.Status.SKIPPED, "Web Push is not configured (WEBPUSH_VAPID_PRIVATE_KEY is empty)")
+NO_BROWSER = (Delivery.Status.SKIPPED, "no browser subscribed")
+
+
 class InvalidVapidKey(ValueError):
     pass
 
@@ -40,10 +44,21 @@ def vapid_key(private_key: str):
         raise InvalidVapidKey(str(exc) or type(exc).__name__) from None
 
 
+def outcome_without_sending(recipient_ids: set[int]) -> dict[int, tuple[str, str]]:
+    """{recipient id: (status, detail)} for the recipients whose push is settled without
+    sending (push not configured, or no browser subscribed): one query at most."""
+    if not settings.WEBPUSH_VAPID_PRIVATE_KEY:
+        return dict.fromkeys(recipient_ids, NOT_CONFIGURED)
+    subscribed = set(
+        PushSubscription.objects.filter(user_id__in=recipient_ids).values_list("user_id", flat=True)
+    )
+    return dict.fromkeys(recipient_ids - subscribed, NO_BROWSER)
+
+
 def send_push(notification) -> tuple[str, str]:
     """(status, detail) for the notification's push delivery."""
     if not settings.WEBPUSH_VAPID_PRIVATE_KEY:
-        return Delivery.Status.SKIPPED, "Web Push is not configured (WEBPUSH_VAPID_PRIVATE_KEY is empty)"
+        return NOT_CONFIGURED
     from pywebpush import WebPushException, webpush
 
     try:
@@ -53,7 +68,7 @@ def send_push(notification) -> tuple[str, str]:
         return Delivery.Status.FAILED, "WEBPUSH_VAPID_PRIVATE_KEY is not a valid P-256 private key"
     subscriptions = list(PushSubscription.objects.filter(user_id=notification.recipient_id))
     if not subscriptions:
-        return Delivery.Status.SKIPPED, "no browser subscribed"
+        return NO_BROWSER
     data = json.dumps({"title": notification.title, "body": notification.body, "url": notification.url})
     sent, failures = 0, []
     for subscription in subscriptions:

@@ -13,7 +13,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.urls import reverse
 from django.utils import timezone
 
@@ -228,9 +228,26 @@ def fan_out(*, notification_ids: list[int]) -> None:
                 digests.add(notification.recipient_id)
             else:
                 emails.setdefault(notification.recipient_id, []).append(notification)
-    _push(pushes)
-    for batch in emails.values():
-        _email(batch, digest=False)
+    from .push import outcome_without_sending
+
+    # A push whose outcome is known without sending (not configured, no browser) is written
+    # settled, not claimed and then updated.
+    settled = outcome_without_sending({n.recipient_id for n in pushes}) if pushes else {}
+    pushes_of: dict[int, list[Notification]] = {}
+    for notification in pushes:
+        pushes_of.setdefault(notification.recipient_id, []).append(notification)
+    # One recipient at a time, each with one claiming statement for all their channels: a
+    # crash while serving one leaves the next ones unclaimed, so the redelivered task serves them.
+    for recipient_id in dict.fromkeys([*pushes_of, *emails]):
+        their_pushes, their_emails = pushes_of.get(recipient_id, []), emails.get(recipient_id, [])
+        push_row = settled.get(recipient_id, (Delivery.Status.CLAIMED, ""))
+        ours = _claim_rows(
+            [(n, Channel.PUSH, *push_row) for n in their_pushes]
+            + [(n, Channel.EMAIL, Delivery.Status.CLAIMED, "") for n in their_emails]
+        )
+        if recipient_id not in settled:
+            _push([n for n in their_pushes if (n.pk, Channel.PUSH) in ours])
+        _send_email([n for n in their_emails if (n.pk, Channel.EMAIL) in ours], digest=False)
     Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(fanned_out_at=timezone.now())
     for recipient_id in digests:
         transaction.on_commit(lambda recipient_id=recipient_id: _queue_digest(recipient_id), robust=True)
@@ -282,21 +299,37 @@ def send_message_digest(*, recipient_id: int) -> int:
 def _claim(
     notifications: list[Notification], channel: str, *, status=Delivery.Status.CLAIMED, detail=""
 ) -> list[Notification]:
-    """Insert the channel's delivery rows for these notifications in one statement and return
-    the notifications whose row this run created; those another run already holds are left out,
-    so nothing is sent twice."""
-    if not notifications:
-        return []
-    claim = uuid.uuid4()
-    Delivery.objects.bulk_create(
-        [
-            Delivery(notification=n, channel=channel, status=status, detail=detail, claim=claim)
-            for n in notifications
-        ],
-        ignore_conflicts=True,
-    )
-    ours = set(Delivery.objects.filter(claim=claim).values_list("notification_id", flat=True))
-    return [n for n in notifications if n.pk in ours]
+    """Insert the channel's delivery rows for these notifications and return the notifications
+    whose row this run created; those another run already holds are left out, so nothing is
+    sent twice."""
+    ours = _claim_rows([(n, channel, status, detail) for n in notifications])
+    return [n for n in notifications if (n.pk, channel) in ours]
+
+
+def _claim_rows(rows: list[tuple[Notification, str, str, str]]) -> set[tuple[int, str]]:
+    """Insert (notification, channel, status, detail) delivery rows in one statement; return
+    the (notification id, channel) pairs this run inserted (a conflict means another run has
+    it). A row inserted settled (not `claimed`) is stamped sent_at, as _finish would. One
+    INSERT ... ON CONFLICT DO NOTHING RETURNING, where the ORM needs four statements."""
+    if not rows:
+        return set()
+    fields = {name: Delivery._meta.get_field(name) for name in ("claim", "created_at")}
+    claim = fields["claim"].get_db_prep_value(uuid.uuid4(), connection)
+    now = fields["created_at"].get_db_prep_value(timezone.now(), connection)
+    params = []
+    for notification, channel, status, detail in rows:
+        settled_at = None if status == Delivery.Status.CLAIMED else now
+        params += [notification.pk, channel, status, detail[:300], claim, now, settled_at]
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s, %s)"] * len(rows))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (notification_id, channel, status, detail, claim, created_at, sent_at) "  # noqa: S608
+            f"VALUES {values} ON CONFLICT (notification_id, channel) DO NOTHING "
+            "RETURNING notification_id, channel",
+            params,
+        )
+        return {(notification_id, channel) for notification_id, channel in cursor.fetchall()}
 
 
 def _finish(notifications: list[Notification], channel: str, status: str, detail: str = "") -> None:
@@ -306,9 +339,13 @@ def _finish(notifications: list[Notification], channel: str, status: str, detail
 
 
 def _email(notifications: list[Notification], *, digest: bool) -> None:
+    _send_email(_claim(notifications, Channel.EMAIL), digest=digest)
+
+
+def _send_email(claimed: list[Notification], *, digest: bool) -> None:
+    """One email for these notifications of one recipient, whose deliveries this run claimed."""
     from .emails import send_notification_email
 
-    claimed = _claim(notifications, Channel.EMAIL)
     if not claimed:
         return
     try:
@@ -320,11 +357,12 @@ def _email(notifications: list[Notification], *, digest: bool) -> None:
     _finish(claimed, Channel.EMAIL, Delivery.Status.SENT)
 
 
-def _push(notifications: list[Notification]) -> None:
+def _push(claimed: list[Notification]) -> None:
+    """Send the pushes whose deliveries this run claimed, and record how each went."""
     from .push import send_push
 
     outcomes: dict[tuple[str, str], list[Notification]] = {}
-    for notification in _claim(notifications, Channel.PUSH):
+    for notification in claimed:
         outcomes.setdefault(send_push(notification), []).append(notification)
     for (status, detail), sent in outcomes.items():
         _finish(sent, Channel.PUSH, status, detail)
