@@ -30,206 +30,42 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
-import math
 import os
-import platform
 import secrets
 import signal
-import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-PYTHON = str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Run as `python bench/message_delivery.py`: the project root on the path, for `bench.stack`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.baselines import INSERT_MESSAGE_SQL
+from bench.stack import (
+    DEFAULT_REDIS_URL,
+    PYTHON,
+    ROOT,
+    CpuMeter,
+    ProcessGroup,
+    bench_env,
+    free_port,
+    log,
+    machine_info,
+    manage,
+    package_versions,
+    ratio,
+    redact,
+    redis_server_version,
+    summarize_ns,
+    wait_healthy,
+)
+
 LAYER_RECEIVER_FLAG = "--layer-receiver"
 HOP_GROUP = "bench.hop"
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-# ---- B-ws: a raw ASGI websocket echo, served by daphne as bench.message_delivery:ws_echo_app ----
-
-
-async def ws_echo_app(scope, receive, send):
-    """Echo every text frame back. No Channels, no Django: what daphne alone costs."""
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
-    if scope["type"] == "http":
-        await receive()
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]}
-        )
-        await send({"type": "http.response.body", "body": b"ok"})
-        return
-    if scope["type"] != "websocket":
-        return
-    while True:
-        message = await receive()
-        if message["type"] == "websocket.connect":
-            await send({"type": "websocket.accept"})
-        elif message["type"] == "websocket.receive":
-            await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
-        elif message["type"] == "websocket.disconnect":
-            return
-
-
-# ---- Statistics -------------------------------------------------------------------------------
-
-
-def summarize_ns(values_ns: list[int]) -> dict:
-    """p50/p95/p99/max in milliseconds (nearest-rank percentiles)."""
-    if not values_ns:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    ordered = sorted(values_ns)
-
-    def rank(p: float) -> float:
-        index = max(0, math.ceil(p / 100 * len(ordered)) - 1)
-        return round(ordered[index] / 1e6, 3)
-
-    return {
-        "n": len(ordered),
-        "p50": rank(50),
-        "p95": rank(95),
-        "p99": rank(99),
-        "max": round(ordered[-1] / 1e6, 3),
-        "mean": round(sum(ordered) / len(ordered) / 1e6, 3),
-    }
-
-
-# ---- Processes --------------------------------------------------------------------------------
-
-
-class ProcessGroup:
-    """Every child this benchmark starts, so that all of them are stopped on any exit."""
-
-    def __init__(self, log_dir: Path):
-        self.log_dir = log_dir
-        self.children: list[tuple[str, subprocess.Popen]] = []
-
-    def start(
-        self, name: str, argv: list[str], env: dict, *, capture_stdout: bool = False
-    ) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "wb") as log_file:
-            process = subprocess.Popen(
-                argv,
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.PIPE if capture_stdout else log_file,
-                stderr=log_file,
-                stdin=subprocess.DEVNULL,
-                # Own session: a Ctrl-C in the terminal reaches only us; we stop the children in order.
-                start_new_session=True,
-            )
-        self.children.append((name, process))
-        return process
-
-    def log_tail(self, name: str, lines: int = 20) -> str:
-        path = self.log_dir / f"{name}.log"
-        if not path.exists():
-            return ""
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop_all(self) -> None:
-        for _name, process in self.children:
-            if process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    process.terminate()
-        deadline = time.monotonic() + 5
-        for _name, process in self.children:
-            remaining = max(0.1, deadline - time.monotonic())
-            try:
-                process.wait(timeout=remaining)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                process.wait(timeout=5)
-        self.children.clear()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of a process, from /proc (Linux); None elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-class CpuMeter:
-    """CPU seconds used by each server process and by this client between two points."""
-
-    def __init__(self, servers: dict[str, int]):
-        self.servers = servers
-
-    def snapshot(self) -> dict:
-        times = os.times()
-        values = {name: cpu_seconds(pid) for name, pid in self.servers.items()}
-        values["bench_client"] = times.user + times.system
-        return {"wall": time.monotonic(), "cpu": values}
-
-    @staticmethod
-    def between(before: dict, after: dict) -> dict:
-        wall = after["wall"] - before["wall"]
-        result = {"wall_seconds": round(wall, 3)}
-        for name, start in before["cpu"].items():
-            end = after["cpu"].get(name)
-            if start is None or end is None:
-                continue
-            used = end - start
-            result[name] = {"cpu_seconds": round(used, 3), "percent_of_one_core": round(100 * used / wall, 1)}
-        return result
-
-
-# ---- Setup: database, users, servers ----------------------------------------------------------
-
-
-def manage(env: dict, *args: str) -> str:
-    result = subprocess.run(
-        [PYTHON, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args[:2])} failed:\n{result.stdout}\n{result.stderr}")
-    return result.stdout
-
-
-async def wait_healthy(base_url: str, process: subprocess.Popen, name: str, group: ProcessGroup) -> None:
-    import httpx
-
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{group.log_tail(name)}")
-            with contextlib.suppress(httpx.HTTPError):
-                response = await client.get(f"{base_url}/healthz")
-                if response.status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"{name} did not become healthy in 60 s:\n{group.log_tail(name)}")
 
 
 # ---- B-layer: a bare channel-layer hop across two processes -----------------------------------
@@ -298,11 +134,6 @@ async def measure_layer_hop(
 
 
 # ---- B-db: one-row INSERT + COMMIT -------------------------------------------------------------
-
-INSERT_MESSAGE_SQL = (
-    "INSERT INTO inbox_message (conversation_id, sender_id, body, status, client_id, created_at, edited_at) "
-    "VALUES ({p}, {p}, {p}, 'visible', {p}, {p}, NULL) RETURNING id"
-)
 
 
 def measure_db_insert(db: dict, conversation_id: int, sender_id: int, body: str, count: int, warmup: int):
@@ -555,81 +386,6 @@ async def count_event_log(client, since: int, inbox: Inbox) -> dict[str, int]:
         since = page["next_cursor"]
 
 
-# ---- Machine and versions ---------------------------------------------------------------------
-
-
-def machine_info() -> dict:
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory_gib = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "cpu_model": cpu_model,
-        "memory_gib": memory_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
-
-
-def package_versions() -> dict:
-    names = [
-        "django",
-        "channels",
-        "channels-redis",
-        "daphne",
-        "twisted",
-        "django-ninja",
-        "redis",
-        "psycopg",
-        "websockets",
-        "httpx",
-    ]
-    versions = {}
-    for name in names:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def redis_server_version(redis_url: str) -> str | None:
-    import redis
-
-    try:
-        client = redis.Redis.from_url(redis_url, socket_timeout=2)
-        return client.info("server").get("redis_version")
-    except redis.RedisError:
-        return None
-
-
-def redact(url: str) -> str:
-    """A URL without its password, for the report."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-# ---- Main -------------------------------------------------------------------------------------
-
-
-def ratio(value, base):
-    return round(value / base, 2) if value is not None and base else None
-
-
 def row1_ratios(delivery: dict, b_ws: dict, b_layer: dict, b_db: dict) -> dict:
     """performance.md 6.2 row 1: p50 <= 2.0x (B-ws+B-layer+B-db) p50; p99 <= 3.0x the sum of p99s."""
     out = {}
@@ -718,19 +474,13 @@ async def benchmark(args, group: ProcessGroup, scratch: Path) -> dict:
     db = Env.db_url_config(database_url)
     run_tag = f"{time.strftime('%Y%m%d%H%M%S')}{secrets.token_hex(3)}"
     prefix = f"bench{run_tag}"
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        CHANNEL_LAYER_PREFIX=prefix,
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        PYTHONUNBUFFERED="1",
-    )
-    if not args.django_debug:
-        env.update(DJANGO_DEBUG="0", DJANGO_SECURE_SSL_REDIRECT="0")
-        env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(48))
-    else:
-        env["DJANGO_DEBUG"] = "1"
+    env = bench_env(database_url, redis_url, run_tag)
+    # No Celery worker here: tasks run eagerly in the servers, as this benchmark always did.
+    env.pop("CELERY_BROKER_URL", None)
+    env["DJANGO_DEBUG"] = "1" if args.django_debug else "0"
+    # The sender is minutes old and sends hundreds of messages: the new-account burst rule
+    # would hold them for a moderator. No account counts as new here.
+    env["MODERATION_NEW_ACCOUNT_DAYS"] = "0"
 
     load_at_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     log(f"database {redact(database_url)}, redis {redact(redis_url)}, layer prefix {prefix}")
@@ -762,7 +512,7 @@ async def benchmark(args, group: ProcessGroup, scratch: Path) -> dict:
             "127.0.0.1",
             "-p",
             str(echo_port),
-            "bench.message_delivery:ws_echo_app",
+            "bench.stack:ws_echo_app",
         ],
         env,
     )

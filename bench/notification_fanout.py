@@ -42,7 +42,6 @@ import importlib.metadata
 import json
 import math
 import os
-import platform
 import secrets
 import signal
 import socket
@@ -52,80 +51,27 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-VENV_BIN = ROOT / ".venv" / "bin"
-CELERY = str(VENV_BIN / "celery") if (VENV_BIN / "celery").exists() else "celery"
-PYTHON = str(VENV_BIN / "python") if (VENV_BIN / "python").exists() else sys.executable
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Run as `python bench/notification_fanout.py`: the project root on the path, for `bench.stack`.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def summarize_ms(values: list[float]) -> dict:
-    """p50/p95/p99/max of millisecond values (nearest-rank percentiles)."""
-    if not values:
-        return {"n": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return round(ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)], 3)
-
-    return {
-        "n": len(ordered),
-        "p50": rank(50),
-        "p95": rank(95),
-        "p99": rank(99),
-        "max": round(ordered[-1], 3),
-        "mean": round(sum(ordered) / len(ordered), 3),
-    }
-
-
-def redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
-
-
-def tree_cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of a process and its live children (the worker's pool), from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, found = 0.0, False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
-            total += (int(fields[11]) + int(fields[12])) / ticks
-            found = True
-    return round(total, 3) if found else None
-
-
-def machine_info() -> dict:
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu_model,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
+from bench import stack
+from bench.stack import (
+    CELERY,
+    DEFAULT_REDIS_URL,
+    ROOT,
+    bench_env,
+    log,
+    machine_info,
+    manage,
+    redact,
+    summarize_ns,
+    tree_cpu_seconds,
+)
 
 
 def package_versions() -> dict:
-    versions = {}
-    for name in ("django", "celery", "kombu", "redis", "psycopg", "pywebpush"):
+    versions = stack.package_versions()
+    for name in ("kombu", "pywebpush"):
         try:
             versions[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -133,36 +79,8 @@ def package_versions() -> dict:
     return versions
 
 
-# ---- Setup ------------------------------------------------------------------------------------
-
-
-def bench_env(database_url: str, redis_url: str, run_tag: str) -> dict:
-    """The environment of this process's Django and of the worker: the same for both."""
-    env = dict(os.environ)
-    env.update(
-        DATABASE_URL=database_url,
-        REDIS_URL=redis_url,
-        CELERY_BROKER_URL=redis_url,  # not eager: every fan-out goes through the broker
-        CHANNEL_LAYER_PREFIX=f"bench{run_tag}",
-        EMAIL_URL="memorymail://",  # rendered and built, never sent
-        WEBPUSH_VAPID_PRIVATE_KEY="",  # push channel off (skipped deliveries)
-        WEBPUSH_VAPID_PUBLIC_KEY="",
-        DJANGO_DEBUG="0",
-        DJANGO_SECURE_SSL_REDIRECT="0",
-        LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
-        PYTHONUNBUFFERED="1",
-    )
-    env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(48))
-    return env
-
-
 def setup_django(env: dict, queue: str):
-    os.environ.update(env)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    stack.setup_django(env)
     from django.conf import settings
 
     if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
@@ -174,14 +92,6 @@ def setup_django(env: dict, queue: str):
     # Our own queue: no other worker on this Redis takes these tasks, and ours takes no others.
     app.conf.task_routes = {"notifications.*": {"queue": queue}}
     return app
-
-
-def migrate(env: dict) -> None:
-    result = subprocess.run(
-        [PYTHON, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"manage.py migrate failed:\n{result.stdout}\n{result.stderr}")
 
 
 class Worker:
@@ -293,14 +203,14 @@ def run_end_to_end(users: list, args, run_tag: str) -> dict:
 
     user_ids = [u.pk for u in users]
     pending = Notification.objects.filter(recipient_id__in=user_ids, fanned_out_at__isnull=True)
-    batch_ms, created = [], 0
+    batch_ns, created = [], 0
     started = time.monotonic()
     samples = []  # (seconds since start, fanned out so far)
     while created < args.notifications:
         size = min(args.batch, args.notifications - created)
-        t0 = time.perf_counter()
+        t0 = time.perf_counter_ns()
         notify_batch(users, created, size, run_tag, "e2e")
-        batch_ms.append((time.perf_counter() - t0) * 1000)
+        batch_ns.append(time.perf_counter_ns() - t0)
         created += size
     created_at = time.monotonic()
     log(f"created {created} notifications in {created_at - started:.1f} s; waiting for the worker")
@@ -328,8 +238,8 @@ def run_end_to_end(users: list, args, run_tag: str) -> dict:
     }
     return {
         "notifications": created,
-        "notify_batches": len(batch_ms),
-        "notify_batch_ms": summarize_ms(batch_ms),
+        "notify_batches": len(batch_ns),
+        "notify_batch_ms": summarize_ns(batch_ns),
         "notify_seconds": round(created_at - started, 3),
         "notify_per_second": round(created / (created_at - started), 1),
         "end_to_end_seconds": round(total, 3),
@@ -457,7 +367,7 @@ def benchmark(args, scratch: Path) -> dict:
     load_at_start = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
     log(f"database {redact(database_url)}, broker {redact(redis_url)}, queue {queue}")
     log("migrate")
-    migrate(env)
+    manage(env, "migrate", "--noinput")
     app = setup_django(env, queue)
     from django.conf import settings
 
