@@ -277,6 +277,14 @@ async def open_socket(base_url: str, token: str):
 # ---- The worker ------------------------------------------------------------------------------
 
 
+def route_to(app, routes) -> None:
+    """Set the task routes; Celery caches its router at the first publish (an earlier benchmark
+    in this process may have published), so it is rebuilt too."""
+    app.conf.task_routes = routes
+    app.amqp.flush_routes()
+    app.amqp.router = app.amqp.Router()
+
+
 async def start_worker(ctx: Context, app, queue: str, name: str):
     argv = [
         CELERY, "-A", "marketplace", "worker", "-Q", queue, "-n", name, "--pool", "solo",
@@ -352,7 +360,7 @@ async def run(ctx: Context) -> Result:
     queue = f"bench-notify-{ctx.run_tag}"
     worker_name = f"bench-notify-{ctx.run_tag}@{socket.gethostname()}"
     saved_routes, saved_batch = app.conf.task_routes, settings.NOTIFICATION_BATCH_SECONDS
-    app.conf.task_routes = {"notifications.*": {"queue": queue}}
+    route_to(app, {"notifications.*": {"queue": queue}})
     settings.NOTIFICATION_BATCH_SECONDS = 0  # each task runs when it arrives (see the docstring)
 
     django = DjangoThread()
@@ -466,7 +474,7 @@ async def run(ctx: Context) -> Result:
             with contextlib.suppress(Exception):
                 details["removed"] = await django(cleanup, user_ids)
         await django.close()
-        app.conf.task_routes = saved_routes
+        route_to(app, saved_routes)
         settings.NOTIFICATION_BATCH_SECONDS = saved_batch
         with contextlib.suppress(Exception):
             import redis

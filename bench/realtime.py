@@ -408,7 +408,8 @@ class Load:
         if status != 201:
             self.errors[f"HTTP {status}"] += 1
         elif b'"visible"' not in data:
-            self.errors["not visible (held by moderation)"] += 1
+            reason = json.loads(data).get("moderation_reason") or "?"
+            self.errors[f"not visible (held by moderation: {reason[:80]})"] += 1
         else:
             self.tracker.accepted[(pair.conv, seq)] = (phase, intended)
 
