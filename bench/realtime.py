@@ -593,24 +593,25 @@ async def socket_memory(url: str, pid: int, clients: list[Client], cycles: int, 
     """RSS per idle socket (N sockets open minus before, / N), then `cycles` connects and drops."""
     import websockets
 
+    # 100 handshakes in flight at most: one process, and this measures memory, not the storm
+    # (daphne drops a handshake its app has not accepted within 5 s).
+    slots = asyncio.Semaphore(100)
+
     async def open_all(clients=clients):
-        if echo:
-            return await asyncio.gather(
-                *(
-                    websockets.connect(
-                        ws_url(url, "/"), compression=None, ping_interval=None, open_timeout=30
-                    )
-                    for _ in clients
-                )
-            )
         sockets = []
 
         async def one(client: Client):
-            ws = await websockets.connect(
-                ws_url(url), additional_headers={"Authorization": f"Bearer {client.token}"},
-                compression=None, ping_interval=None, open_timeout=30,
-            )  # fmt: skip
-            await asyncio.wait_for(ws.recv(), 30)  # hello: connected and subscribed
+            async with slots:
+                if echo:
+                    ws = await websockets.connect(
+                        ws_url(url, "/"), compression=None, ping_interval=None, open_timeout=30
+                    )
+                else:
+                    ws = await websockets.connect(
+                        ws_url(url), additional_headers={"Authorization": f"Bearer {client.token}"},
+                        compression=None, ping_interval=None, open_timeout=30,
+                    )  # fmt: skip
+                    await asyncio.wait_for(ws.recv(), 30)  # hello: connected and subscribed
             sockets.append(ws)
 
         await asyncio.gather(*(one(c) for c in clients))
@@ -854,28 +855,17 @@ async def run(ctx: Context) -> Result:
         for process in deployment.processes:
             ctx.group.stop(process)
 
-        log("realtime: idle socket memory (product, then the bare echo app)")
-        memory_servers = await asyncio.gather(
-            start_servers(ctx, 1, label="daphne-mem"),
-            start_servers(ctx, 1, app="bench.stack:ws_echo_app", label="daphne-echo"),
-        )
-        (mem_url, mem_process), = memory_servers[0].values()  # fmt: skip
-        (echo_url, echo_process), = memory_servers[1].values()  # fmt: skip
-        product_memory = await socket_memory(
-            mem_url, mem_process.pid, clients, sizes.memory_cycles, echo=False
-        )
-        echo_memory = await socket_memory(echo_url, echo_process.pid, clients, 1, echo=True)
-        daphne_echo_ms = await echo_round_trip(echo_url, 200 if ctx.quick else 1000)
-        rows += memory_rows(product_memory, echo_memory, sizes)
         rows.append(storm_row(storm, len(clients)))
-        ctx.group.stop(mem_process)
-        ctx.group.stop(echo_process)
-
-        log("realtime: the same delivery run on uvicorn")
-        uvicorn = await uvicorn_comparison(
-            ctx, tracker, pairs, clients, sizes, delivery, daphne_echo_ms, storm
-        )
-        rows.append(uvicorn)
+        try:
+            memory, daphne_echo_ms = await memory_phase(ctx, clients, sizes)
+            rows += memory
+            log("realtime: the same delivery run on uvicorn")
+            rows.append(
+                await uvicorn_comparison(ctx, tracker, pairs, clients, sizes, delivery, daphne_echo_ms, storm)
+            )
+        except Exception as exc:  # the rows measured so far still count
+            log(f"realtime: failed after the storm: {type(exc).__name__}: {exc}")
+            rows.append(failed_row(exc))
     finally:
         deployment.close()
         dropped = await asyncio.to_thread(drop_queued_tasks, ctx.redis_url, queue_before)
@@ -886,6 +876,35 @@ async def run(ctx: Context) -> Result:
         "applied_via": dict(tracker.applied_via),
     }
     return Result(rows, details)
+
+
+async def memory_phase(ctx: Context, clients: list[Client], sizes: Sizes) -> tuple[list[Row], dict]:
+    """Idle memory per socket on one daphne process (product, then the bare echo app, B-wsmem),
+    and the echo round trip on the same daphne for the uvicorn comparison."""
+    log("realtime: idle socket memory (product, then the bare echo app)")
+    memory_servers = await asyncio.gather(
+        start_servers(ctx, 1, label="daphne-mem"),
+        start_servers(ctx, 1, app="bench.stack:ws_echo_app", label="daphne-echo"),
+    )
+    (mem_url, mem_process), = memory_servers[0].values()  # fmt: skip
+    (echo_url, echo_process), = memory_servers[1].values()  # fmt: skip
+    try:
+        product_memory = await socket_memory(
+            mem_url, mem_process.pid, clients, sizes.memory_cycles, echo=False
+        )
+        echo_memory = await socket_memory(echo_url, echo_process.pid, clients, 1, echo=True)
+        daphne_echo_ms = await echo_round_trip(echo_url, 200 if ctx.quick else 1000)
+    finally:
+        ctx.group.stop(mem_process)
+        ctx.group.stop(echo_process)
+    return memory_rows(product_memory, echo_memory, sizes), daphne_echo_ms
+
+
+def failed_row(exc: Exception) -> Row:
+    return Row(
+        "(the phases after the storm)", "memory and the uvicorn comparison measured",
+        f"failed: {type(exc).__name__}: {str(exc)[:200]}", False, {"error": repr(exc)},
+    )  # fmt: skip
 
 
 def sustained_row(steps: list[dict], best: dict | None, profiles: dict) -> Row:
