@@ -5,7 +5,6 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "marketplace.settings")
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from inbox.routing import websocket_urlpatterns  # noqa: E402
@@ -14,8 +13,6 @@ from marketplace.websocket_auth import BearerTokenMiddleware, OriginCheckMiddlew
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": OriginCheckMiddleware(
-            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))
-        ),
+        "websocket": OriginCheckMiddleware(BearerTokenMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -7,6 +7,7 @@ that check is the only CSRF defence a websocket has. Other clients send
 
 from urllib.parse import urlsplit
 
+from channels.auth import AuthMiddlewareStack
 from channels.db import database_sync_to_async
 from channels.security.websocket import WebsocketDenier
 from django.conf import settings
@@ -52,15 +53,18 @@ class OriginCheckMiddleware:
 
 
 class BearerTokenMiddleware:
-    """Replaces the session user when the handshake carries a bearer token; a bad token means
-    anonymous, never a fallback to the cookie."""
+    """A handshake with a bearer token is the token's user (a bad token means anonymous, never a
+    fallback to the cookie); one without is the session cookie's user (AuthMiddlewareStack).
+    A token handshake skips the session lookup: one trip to the sync thread, not two, which is
+    what a connect storm waits on (docs/PERFORMANCE.md)."""
 
     def __init__(self, app):
         self.app = app
+        self.session_app = AuthMiddlewareStack(app)
 
     async def __call__(self, scope, receive, send):
         token = _bearer_token(scope)
-        if token is not None:
-            user = await database_sync_to_async(user_for_api_token)(token)
-            scope = dict(scope, user=user or AnonymousUser())
-        return await self.app(scope, receive, send)
+        if token is None:
+            return await self.session_app(scope, receive, send)
+        user = await database_sync_to_async(user_for_api_token)(token)
+        return await self.app(dict(scope, user=user or AnonymousUser()), receive, send)
