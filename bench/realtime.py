@@ -150,12 +150,26 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]
 # ---- Clients ------------------------------------------------------------------------------------
 
 
+DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
+LETTERS_AS_DIGITS = str.maketrans("abcdefghij", "0123456789")
+
+
+def as_letters(value) -> str:
+    return str(value).translate(DIGITS_AS_LETTERS)
+
+
+def from_letters(text: str) -> int:
+    return int(text.translate(LETTERS_AS_DIGITS))
+
+
 class Tracker:
     """What was sent (accepted by the server) and what reached each recipient, and how."""
 
     def __init__(self, run_tag: str):
-        self.prefix = f"rt {run_tag} "
-        self.pattern = re.compile(r"c(\d+) s(\d+) t(\d+)$")
+        # Digits written as letters (0 -> a ... 9 -> j): the phone scanner refuses a body with a
+        # run of digits that reads as a phone number (a ten-digit run tag did, in one run).
+        self.prefix = f"rt {as_letters(run_tag)} "
+        self.pattern = re.compile(r"c([a-j]+) s([a-j]+) t([a-j]+)$")
         self.accepted: dict[tuple[int, int], tuple[str, int]] = {}  # (conv, seq) -> (phase, intended_ns)
         self.on_socket: dict[tuple[int, int], list[int]] = collections.defaultdict(list)  # arrival ns
         self.applied: dict[tuple[int, int], set[int]] = collections.defaultdict(set)  # cursors applied
@@ -163,7 +177,7 @@ class Tracker:
         self.deduplicated_by_cursor = 0  # seen twice (socket + catch-up) and dropped, as live.js does
 
     def body(self, conv: int, seq: int, intended_ns: int) -> str:
-        return f"{self.prefix}c{conv} s{seq} t{intended_ns}"
+        return f"{self.prefix}c{as_letters(conv)} s{as_letters(seq)} t{as_letters(intended_ns)}"
 
     def key_of(self, client: Client, event: dict) -> tuple[int, int] | None:
         """(conv, seq) when the event is one of ours, received by its recipient."""
@@ -174,7 +188,7 @@ class Tracker:
         if not body.startswith(self.prefix) or message.get("sender") == client.username:
             return None
         match = self.pattern.search(body)
-        return (int(match[1]), int(match[2])) if match else None
+        return (from_letters(match[1]), from_letters(match[2])) if match else None
 
     def phase_keys(self, phase: str) -> dict[tuple[int, int], int]:
         return {key: intended for key, (p, intended) in self.accepted.items() if p == phase}
@@ -379,6 +393,18 @@ async def connect_clients(
         "all_seconds": round(total / 1e9, 3),
         "connect_ms": summarize_ns(times),
     }
+
+
+async def connect_storm(deployment: Deployment, clients: list[Client]) -> dict:
+    """Every client at once (the storm row), the servers' RSS growth per socket, then whoever
+    failed connects again so that the other rows have every client."""
+    rss_before = {name: rss_bytes(pid) for name, pid in deployment.pids.items()}
+    storm = await connect_clients(deployment, clients)
+    await asyncio.sleep(0.5)
+    grown = sum(rss_bytes(pid) - rss_before[name] for name, pid in deployment.pids.items())
+    storm["kib_per_socket_on_the_servers"] = round(grown / len(clients) / 1024, 1)
+    await connect_the_rest(deployment, clients, storm)
+    return storm
 
 
 async def connect_the_rest(deployment: Deployment, clients: list[Client], storm: dict) -> None:
@@ -734,9 +760,10 @@ def delivery_row(delivery: dict, sums: dict | None, clients: int) -> Row:
     d = delivery["delivery_ms"]
     r50 = ratio(d["p50"], sums["p50"]) if sums else None
     r99 = ratio(d["p99"], sums["p99"]) if sums else None
-    met = None
-    if sums and d["p50"] is not None:
-        met = r50 <= 2.0 and r99 <= 3.0 and delivery["lost"] == 0 and delivery["duplicated"] == 0
+    met = None  # without baselines there is nothing to compare with
+    if sums:
+        met = d["p50"] is not None and r50 <= 2.0 and r99 <= 3.0
+        met = met and delivery["lost"] == 0 and delivery["duplicated"] == 0
     base = f"(sum p50 {sums['p50']} / p99 {sums['p99']} ms)" if sums else "(no baselines: ratio n/a)"
     measured = (
         f"{clients} clients, {delivery['offered_per_s']:g} msg/s: p50 {d['p50']} ms = {r50}x, "
@@ -801,17 +828,8 @@ async def run(ctx: Context) -> Result:
         warm = [Client(tracker, 0, c.username, c.token, c.conv, c.server) for c in clients[:2]]
         await connect_clients(deployment, warm)
         await close_clients(warm)
-        rss_before = {name: rss_bytes(pid) for name, pid in deployment.pids.items()}
         log(f"realtime: connect storm, {len(clients)} clients")
-        storm = await connect_clients(deployment, clients)
-        await asyncio.sleep(0.5)
-        storm["kib_per_socket_on_the_servers"] = round(
-            sum(rss_bytes(pid) - rss_before[name] for name, pid in deployment.pids.items())
-            / len(clients)
-            / 1024,
-            1,
-        )
-        await connect_the_rest(deployment, clients, storm)
+        storm = await connect_storm(deployment, clients)
         load = Load(tracker, deployment, pairs)
 
         log(f"realtime: delivery at {sizes.rate:g} msg/s for {sizes.delivery_seconds:g} s")
@@ -1090,16 +1108,7 @@ async def uvicorn_comparison(
     ctx.group.stop(echo_process)
     deployment = Deployment(product)
     try:
-        rss_before = {name: rss_bytes(pid) for name, pid in deployment.pids.items()}
-        storm = await connect_clients(deployment, clients)
-        await asyncio.sleep(0.5)
-        storm["kib_per_socket_on_the_servers"] = round(
-            sum(rss_bytes(pid) - rss_before[name] for name, pid in deployment.pids.items())
-            / len(clients)
-            / 1024,
-            1,
-        )
-        await connect_the_rest(deployment, clients, storm)
+        storm = await connect_storm(deployment, clients)
         load = Load(tracker, deployment, pairs)
         meter = CpuMeter(deployment.pids)
         await run_phase("uvicorn-warmup", load, tracker, meter, 50, 1, sizes.drain_seconds)

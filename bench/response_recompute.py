@@ -46,7 +46,6 @@ import datetime as dt
 import importlib.metadata
 import json
 import os
-import platform
 import random
 import re
 import secrets
@@ -61,10 +60,9 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-ROOT = Path(__file__).resolve().parent.parent
-PYTHON = (
-    str(ROOT / ".venv" / "bin" / "python") if (ROOT / ".venv" / "bin" / "python").exists() else sys.executable
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: bench/ is not on the path
+from bench.stack import PYTHON, ROOT, log, machine_info, redact
+
 CONVERSATIONS_PER_SELLER = 20
 TIME_ZONES = [
     "UTC",
@@ -80,39 +78,6 @@ RESULT_LINE = re.compile(
     r"(?P<sellers>\d+) sellers, (?P<obligations>\d+) obligations, (?P<changed>\d+) (?:changed|would change), "
     r"in (?P<seconds>[\d.]+) s"
 )
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def redact(url: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
-    return url
-
-
-def machine_info() -> dict:
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    memory_gib = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        memory_gib = round(int(Path("/proc/meminfo").read_text().split()[1]) / 2**20, 1)
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu_model,
-        "memory_gib": memory_gib,
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "load_average": [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None,
-    }
 
 
 def git_commit() -> str | None:
