@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install migrate seed worker beat bench bench-quick clean
+.PHONY: run test lint install migrate seed worker beat relay bench bench-quick clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ worker: install
 
 beat: install
 	$(BIN)/celery -A marketplace beat --loglevel=info
+
+# Publishes what a process wrote to the outbox but could not publish (docs/ARCHITECTURE.md).
+relay: install
+	$(BIN)/python manage.py relay_outbox
 
 # The performance suite against the bare stack (docs/PERFORMANCE.md): PostgreSQL and Redis from
 # DATABASE_URL / REDIS_URL, default postgres://postgres@127.0.0.1:5432/bench_inbox and Redis db 0.

@@ -1,15 +1,18 @@
 """The per-user event log and its real-time fast path.
 
-Services append events inside their transaction; after commit each event is pushed to the
-user's channel-layer group. The push is best-effort (the channel layer is at-most-once); the
-log is the truth, and clients fill gaps with GET /api/v1/events?since=<cursor>.
+Services append events inside their transaction; the pushes to the users' channel-layer groups
+are written to the outbox in the same transaction and published after the commit. The channel
+layer itself is at-most-once: the log is the truth, and clients fill gaps with
+GET /api/v1/events?since=<cursor>.
 """
 
 import logging
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import connection
+
+from outbox.services import enqueue_group_sends
 
 from .models import Event, EventLogHead
 
@@ -38,7 +41,8 @@ def _allocate_cursor(user_id: int) -> int:
 
 
 def append_events(entries: list[tuple[int, str, dict]]) -> list[Event]:
-    """Append (user_id, type, payload) entries to their users' logs and push them after commit.
+    """Append (user_id, type, payload) entries to their users' logs; their pushes go out through
+    the outbox.
 
     Must run inside the caller's transaction. Head rows are locked in user-id order so two
     transactions touching the same users cannot deadlock.
@@ -50,20 +54,22 @@ def append_events(entries: list[tuple[int, str, dict]]) -> list[Event]:
         cursor = _allocate_cursor(user_id)
         events.append(Event(user_id=user_id, cursor=cursor, type=event_type, payload=payload))
     Event.objects.bulk_create(events)
-    pushes = [(event.user_id, event.as_dict()) for event in events]
-    transaction.on_commit(lambda: push_to_users(pushes), robust=True)
+    enqueue_group_sends(
+        [(user_group(event.user_id), {"type": "event.forward", "event": event.as_dict()}) for event in events]
+    )
     return events
 
 
-def push_to_users(pushes: list[tuple[int, dict]], *, group_for=user_group) -> None:
-    """Send events to open sockets. Failures are logged, never raised: the data is committed."""
+def push_live(pushes: list[tuple[int, dict]]) -> None:
+    """Send events that are not logged (typing, presence) to open sockets, now. Failures are
+    logged, never raised: these are live only, and a missed one costs nothing."""
     layer = get_channel_layer()
     if layer is None:
         return
 
     async def send_all():
         for user_id, event in pushes:
-            await layer.group_send(group_for(user_id), {"type": "event.forward", "event": event})
+            await layer.group_send(user_group(user_id), {"type": "event.forward", "event": event})
 
     try:
         async_to_sync(send_all)()
@@ -73,22 +79,10 @@ def push_to_users(pushes: list[tuple[int, dict]], *, group_for=user_group) -> No
 
 def close_sockets(user_id: int, *, credential: str | None = None) -> None:
     """Close the user's open sockets that authenticated with `credential` ("session:<key>",
-    "token:<id>"), or all of them when it is None. After commit, like every push."""
-
-    def send():
-        layer = get_channel_layer()
-        if layer is None:
-            return
-        try:
-            async_to_sync(layer.group_send)(
-                user_group(user_id), {"type": "sockets.close", "credential": credential}
-            )
-        except Exception:
-            logger.exception("could not close the sockets of user %s", user_id)
-
-    transaction.on_commit(send, robust=True)
+    "token:<id>"), or all of them when it is None. Through the outbox, like every push."""
+    enqueue_group_sends([(user_group(user_id), {"type": "sockets.close", "credential": credential})])
 
 
 def push_ephemeral(user_id: int, event: dict) -> None:
     """Typing and presence: live only, never logged, so they carry no cursor."""
-    push_to_users([(user_id, {**event, "cursor": None})])
+    push_live([(user_id, {**event, "cursor": None})])

@@ -19,6 +19,7 @@ from django.utils import timezone
 
 from inbox.events import append_events
 from marketplace.errors import InvalidInput, NotFound
+from outbox.services import enqueue_task
 
 from . import selectors
 from .models import Channel, Delivery, Kind, Notification, Preference, PushSubscription
@@ -64,15 +65,9 @@ def notify(
                 )
             ]
         )
-    transaction.on_commit(lambda: _queue_fan_out([notification.pk]), robust=True)
-    return notification
-
-
-def _queue_fan_out(notification_ids: list[int]) -> None:
-    from .tasks import fan_out_task
-
     # A short wait gathers a burst (an order's several steps, a busy chat) into one email.
-    fan_out_task.apply_async([notification_ids], countdown=settings.NOTIFICATION_BATCH_SECONDS)
+    enqueue_task("notifications.fan_out", [notification.pk], countdown=settings.NOTIFICATION_BATCH_SECONDS)
+    return notification
 
 
 # --- how notifications name things (one wording for every service that notifies) --------------
@@ -250,13 +245,9 @@ def fan_out(*, notification_ids: list[int]) -> None:
         _send_email([n for n in their_emails if (n.pk, Channel.EMAIL) in ours], digest=False)
     Notification.objects.filter(pk__in=[n.pk for n in notifications]).update(fanned_out_at=timezone.now())
     for recipient_id in digests:
-        transaction.on_commit(lambda recipient_id=recipient_id: _queue_digest(recipient_id), robust=True)
-
-
-def _queue_digest(recipient_id: int) -> None:
-    from .tasks import message_digest_task
-
-    message_digest_task.apply_async([recipient_id], countdown=settings.NOTIFICATION_EMAIL_DELAY_SECONDS)
+        enqueue_task(
+            "notifications.message_digest", recipient_id, countdown=settings.NOTIFICATION_EMAIL_DELAY_SECONDS
+        )
 
 
 def send_message_digest(*, recipient_id: int) -> int:
@@ -377,5 +368,5 @@ def sweep(*, older_than: timedelta | None = None) -> int:
         .values_list("pk", flat=True)[:5000]
     )
     for start in range(0, len(ids), 500):
-        _queue_fan_out(ids[start : start + 500])
+        enqueue_task("notifications.fan_out", ids[start : start + 500])
     return len(ids)

@@ -22,6 +22,7 @@ from moderation.scanning import HOLD, REJECT, Verdict
 from moderation.scanning import scan as moderation_scan
 from notifications.models import Kind as NotificationKind
 from notifications.services import conversation_url, display_name, excerpt, notify
+from outbox.services import enqueue_task
 
 from ..events import append_events, push_ephemeral
 from ..models import Block, Conversation, Event, EventLogHead, Membership, Message, MessageRevision
@@ -431,11 +432,11 @@ def _deliver(
         ]
     )
     if not approved:  # a message moderation held never counts for the response figures
-        transaction.on_commit(lambda: _queue_response_update(message.pk), robust=True)
+        enqueue_task("inbox.record_for_response_figures", message.pk)
     if message.kind in AUTO_REPLY_TRIGGER_KINDS and auto_reply_due(
         conversation_id=conversation_id, seller_id=recipient_membership.user_id
     ):
-        transaction.on_commit(lambda: _queue_auto_reply(message.pk), robust=True)
+        enqueue_task("inbox.send_auto_reply", message.pk)
     if message.kind in NEW_MESSAGE_KINDS:
         _notify_if_away(message=message, recipient=recipient_membership.user)
 
@@ -459,18 +460,6 @@ def _notify_if_away(*, message: Message, recipient) -> None:
         dedupe_key=f"message:{message.pk}",
         message=message,
     )
-
-
-def _queue_auto_reply(message_id: int) -> None:
-    from inbox.tasks import send_auto_reply_task
-
-    send_auto_reply_task.delay(message_id)
-
-
-def _queue_response_update(message_id: int) -> None:
-    from inbox.tasks import record_for_response_figures_task
-
-    record_for_response_figures_task.delay(message_id)
 
 
 def deliver_approved_message(*, message: Message) -> Message:

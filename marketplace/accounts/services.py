@@ -12,6 +12,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from marketplace.errors import Conflict, Forbidden, InvalidInput
+from outbox.services import enqueue_task
 
 from .models import ApiToken, AwayPeriod, Profile, User, validate_timezone_name
 from .selectors import local_today
@@ -188,9 +189,7 @@ def email_verification_token(*, user: User) -> str:
 
 def queue_verification_email(*, user: User) -> None:
     """Send the verification link after the surrounding transaction commits."""
-    from .tasks import send_verification_email_task
-
-    transaction.on_commit(lambda: send_verification_email_task.delay(user.pk))
+    enqueue_task("accounts.send_verification_email", user.pk)
 
 
 def verify_email(*, token: str) -> User:
