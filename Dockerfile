@@ -17,4 +17,5 @@ RUN DJANGO_DEBUG=1 python manage.py collectstatic --noinput
 RUN useradd --create-home inbox && chown -R inbox /app
 USER inbox
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "marketplace.asgi:application"]
+# Websocket frames and messages over 64 KiB are refused (ours are small JSON; docs/SECURITY.md).
+CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536", "marketplace.asgi:application"]

@@ -161,7 +161,7 @@ def file_response(download: services.Download):
         return HttpResponseRedirect(download.url)
     attachment = download.attachment
     response = FileResponse(
-        blob_store().open(attachment.key), content_type=attachment.content_type or "application/octet-stream"
+        blob_store().open(attachment.key), content_type=services.served_type(attachment.content_type)
     )
     response["Content-Disposition"] = services.content_disposition(attachment.name)
     response["X-Content-Type-Options"] = "nosniff"

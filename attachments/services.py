@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.core import signing
+from django.core.exceptions import SuspiciousFileOperation
 from django.db import transaction
 from django.db.models import F, Q
 from django.db.models.functions import Coalesce
@@ -17,6 +18,7 @@ from django.utils import timezone
 from django.utils.text import get_valid_filename
 
 from marketplace.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from outbox.services import enqueue_task
 
 from .models import Attachment
 from .storage import PART_SALT, UploadIncomplete, blob_store
@@ -25,6 +27,22 @@ SNIFF_BYTES = 8192
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 MAX_PARTS = 10_000  # S3's limit for one multipart upload
 THUMBNAIL_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+# Types a browser would run or render as a page. None is allowed by default; should
+# ATTACHMENT_ALLOWED_TYPES admit one, its downloads still go out as plain bytes.
+ACTIVE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "text/xsl",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/x-shockwave-flash",
+    }
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +68,12 @@ def clean_name(name) -> str:
 def storage_key(name: str) -> str:
     """Where the bytes go: a fresh folder per file and an ASCII-safe form of the name (the
     original is kept in the database, for display and for the download's file name)."""
-    safe = get_valid_filename(name.encode("ascii", "ignore").decode()) if name.isascii() else ""
+    try:
+        safe = get_valid_filename(name) if name.isascii() else ""
+    except SuspiciousFileOperation:  # nothing file-safe in it, e.g. ","
+        safe = ""
     stem, dot, extension = safe.rpartition(".")
-    safe = (f"{stem[:80]}.{extension[:10]}" if dot and stem else safe[:90]) or "file"
+    safe = (f"{stem[:80]}.{extension[:10]}" if dot and stem else safe[:90]).lstrip(".") or "file"
     return f"{timezone.now():%Y/%m}/{uuid.uuid4().hex}/{safe}"
 
 
@@ -114,9 +135,7 @@ def _finish(attachment: Attachment) -> Attachment:
     attachment.upload_id = ""
     attachment.save(update_fields=["size", "content_type", "status", "upload_id"])
     if sniffed in THUMBNAIL_TYPES:
-        from .tasks import make_thumbnail_task
-
-        transaction.on_commit(lambda: make_thumbnail_task.delay(attachment.pk), robust=True)
+        enqueue_task("attachments.make_thumbnail", attachment.pk)
     return attachment
 
 
@@ -332,7 +351,7 @@ def download(*, user, attachment: Attachment) -> Download:
     url = store.download_url(
         attachment.key,
         filename_header=content_disposition(attachment.name),
-        content_type=attachment.content_type,
+        content_type=served_type(attachment.content_type),
     )
     return Download(attachment, url)
 
@@ -392,6 +411,13 @@ def _restoring(attachment: Attachment, *, started: bool = False) -> Conflict:
         code="restore_in_progress",
         ready_at=ready.isoformat(),
     )
+
+
+def served_type(content_type: str) -> str:
+    """The Content-Type a download goes out with: the sniffed one, unless a browser would run it."""
+    if not content_type or content_type.split(";")[0].strip().lower() in ACTIVE_TYPES:
+        return "application/octet-stream"
+    return content_type
 
 
 def content_disposition(name: str) -> str:

@@ -27,7 +27,11 @@ def make_thumbnail(*, attachment_id: int) -> str:
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with store.open(attachment.key) as source:
-            image = Image.open(io.BytesIO(source.read()))
+            image = Image.open(io.BytesIO(source.read()))  # reads the header only
+            if image.width * image.height > MAX_PIXELS:
+                # Pillow itself only warns up to twice MAX_IMAGE_PIXELS, then decodes it all.
+                logger.info("no thumbnail for attachment %s: %sx%s", attachment_id, image.width, image.height)
+                return ""
             image = ImageOps.exif_transpose(image)
             image.thumbnail(THUMBNAIL_SIZE)
             output = io.BytesIO()

@@ -8,6 +8,7 @@ from attachments.api import AttachmentOut
 
 from . import selectors, services
 from .payloads import conversation_payload, label_payload, message_payload, panel_payload
+from .services.limits import ensure_send_rate
 
 router = Router(tags=["inbox"])
 
@@ -237,6 +238,7 @@ def file_conversations(request, payload: ActionIn):
 @router.post("/conversations", response={201: ConversationOut, 200: ConversationOut})
 def start_conversation(request, payload: StartConversationIn):
     """Write to a user: opens the conversation with them (or reuses it) and sends `body`."""
+    ensure_send_rate(sender=request.user, client_id=payload.client_id)
     conversation, _message, created = services.start_conversation(
         sender=request.user,
         recipient_username=payload.recipient,
@@ -319,6 +321,7 @@ def list_messages(request, conversation_id: int, query: Query[PageQuery]):
 def send_message(request, conversation_id: int, payload: SendMessageIn):
     """Send a message. 201 when stored now, 200 when `client_id` was already sent (the original)."""
     membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
+    ensure_send_rate(sender=request.user, client_id=payload.client_id)
     message, created = services.send_message(
         sender=request.user,
         conversation=membership.conversation,

@@ -22,6 +22,7 @@ from orders import selectors as orders_selectors
 from . import selectors, services
 from .payloads import membership_state
 from .search import search_messages
+from .services.limits import ensure_send_rate
 
 
 def _error_json(exc: DomainError) -> JsonResponse:
@@ -355,12 +356,14 @@ def send(request, conversation_id):
     """The composer. Answers with every message after `after`, so the page catches up too."""
     membership = _membership_or_404(request, conversation_id)
     raw_reply_to = request.POST.get("reply_to") or None
+    client_id = _parse_client_id(request.POST.get("client_id"))
     try:
+        ensure_send_rate(sender=request.user, client_id=client_id)
         message, _created = services.send_message(
             sender=request.user,
             conversation=membership.conversation,
             body=request.POST.get("body", ""),
-            client_id=_parse_client_id(request.POST.get("client_id")),
+            client_id=client_id,
             # An id no message can have is refused by the service like any foreign one.
             reply_to_id=(_parse_row_id(raw_reply_to) or 0) if raw_reply_to else None,
             # Ids no upload can have are refused by the service like anyone else's.
@@ -407,12 +410,14 @@ def new_conversation(request):
     context = {"recipient": recipient, "body": request.GET.get("body", ""), "client_id": uuid.uuid4()}
     if request.method == "POST":
         body = request.POST.get("body", "")
+        client_id = _parse_client_id(request.POST.get("client_id"))
         try:
+            ensure_send_rate(sender=request.user, client_id=client_id)
             conversation, _message, _created = services.start_conversation(
                 sender=request.user,
                 recipient_username=recipient.username,
                 body=body,
-                client_id=_parse_client_id(request.POST.get("client_id")),
+                client_id=client_id,
             )
         except DomainError as exc:
             context.update(

@@ -22,7 +22,44 @@ class BearerTokenAuth(HttpBearer):
         return user
 
 
-api = NinjaAPI(
+# Every 4xx of the API has this body (some add fields: `fields`, `cursor`, ...; docs/API.md §3).
+API_ERROR_SCHEMA = {
+    "title": "ApiError",
+    "type": "object",
+    "properties": {"error": {"type": "string"}, "detail": {"type": "string"}},
+    "required": ["error", "detail"],
+}
+
+
+class MarketplaceApi(NinjaAPI):
+    def get_openapi_schema(self, *, path_prefix=None, path_params=None):
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        _document_error_responses(schema)
+        return schema
+
+
+def _document_error_responses(schema) -> None:
+    """Declare the 4xx answers in each operation, so that clients (and the fuzzer in
+    tests/security/test_api_fuzz.py) know an error is documented JSON, not a surprise."""
+    schema.setdefault("components", {}).setdefault("schemas", {})["ApiError"] = API_ERROR_SCHEMA
+    body = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ApiError"}}}}
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            errors = {}
+            if operation.get("requestBody"):
+                errors["400"] = "The body is not valid JSON."
+            if operation.get("security"):
+                errors["401"] = "No valid bearer token or session."
+            if any(parameter["in"] == "path" for parameter in operation.get("parameters", ())):
+                errors["404"] = "No such object, or not one the caller may see."
+            if operation.get("parameters") or operation.get("requestBody"):
+                errors["422"] = "The input is invalid; `fields` says where."
+            errors["4XX"] = "Refused by a rule (forbidden, conflict, rate limit ...): see `error`."
+            for status, description in errors.items():
+                operation["responses"].setdefault(status, {"description": description, **body})
+
+
+api = MarketplaceApi(
     title="Marketplace Inbox API",
     version="1",
     urls_namespace="api-v1",
@@ -51,7 +88,10 @@ def _describe_validation_errors(errors: list[dict]) -> str:
 
 @api.exception_handler(DomainError)
 def on_domain_error(request, exc: DomainError):
-    return error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
+    response = error_response(request, exc.status, exc.code, exc.detail, **exc.extra)
+    for header, value in getattr(exc, "headers", {}).items():  # Retry-After on a 429
+        response[header] = value
+    return response
 
 
 @api.exception_handler(ValidationError)

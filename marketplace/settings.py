@@ -51,10 +51,12 @@ INSTALLED_APPS = [
     "moderation",
     "sellers",
     "attachments",
+    "outbox",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "marketplace.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -210,7 +212,21 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_TIME_LIMIT = 120
 CELERY_TASK_SOFT_TIME_LIMIT = 100
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task is acknowledged after it ran, and handed to another worker if its worker died mid-way:
+# every task must be idempotent (see docs/RELIABILITY.md). A task not acknowledged within the
+# visibility timeout is delivered again, so every countdown must stay well below it.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Publishing gives up after one quick retry when the broker is down (instead of ~6 s of
+# backoff): the task waits in the outbox, and the request that wrote it answers at once.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 CELERY_BEAT_SCHEDULE = {
     "prune-event-log": {"task": "inbox.prune_event_log", "schedule": 6 * 3600},
     "expire-offers": {"task": "orders.expire_offers", "schedule": 60},
@@ -221,6 +237,11 @@ CELERY_BEAT_SCHEDULE = {
     "archive-idle-attachments": {"task": "attachments.archive_idle", "schedule": 24 * 3600},
     "purge-old-attachments": {"task": "attachments.purge_old", "schedule": 24 * 3600},
 }
+
+# --- Outbox (outbox.services): entries being published are leased this long; a failed entry
+# is tried again after 1, 2, ... up to this many seconds.
+OUTBOX_LEASE_SECONDS = 30
+OUTBOX_RETRY_MAX_SECONDS = env.int("OUTBOX_RETRY_MAX_SECONDS", default=5)
 
 # --- Email: printed on the console unless EMAIL_URL is set (smtp://user:pass@host:587).
 EMAIL_URL = env("EMAIL_URL", default="")
@@ -244,20 +265,67 @@ WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")
 WEBPUSH_VAPID_SUBJECT = env("WEBPUSH_VAPID_SUBJECT", default="mailto:inbox@localhost")
 WEBPUSH_TIMEOUT_SECONDS = 10
 
-# --- Security
+# --- Security (docs/SECURITY.md)
+if not DEBUG and (not ALLOWED_HOSTS or "*" in ALLOWED_HOSTS):
+    # "*" would also accept websocket handshakes from any Origin (cross-site socket hijacking).
+    raise ImproperlyConfigured(
+        "Set DJANGO_ALLOWED_HOSTS to the site's host names (never '*') when DJANGO_DEBUG=0."
+    )
+# Old keys still accepted for signatures during a rotation (sessions, signed links).
+SECRET_KEY_FALLBACKS = env.list("DJANGO_SECRET_KEY_FALLBACKS", default=[])
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_SAMESITE = "Lax"  # Strict would drop the session on links from emails
 CSRF_COOKIE_SAMESITE = "Lax"
+# The CSRF cookie stays readable: the page scripts send it in X-CSRFToken.
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    # __Host-: the browser only accepts it from HTTPS, for the whole site, never for a parent domain.
+    SESSION_COOKIE_NAME = "__Host-sessionid"
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    # The proxy in front of daphne terminates TLS and must set (not pass on) X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=3600)
-    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading binds the whole registrable domain to HTTPS for months: the operator's
+        # decision (DJANGO_SECURE_HSTS_PRELOAD=1), not a default.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
+
+# Content-Security-Policy, sent on every response by marketplace.security.ContentSecurityPolicyMiddleware,
+# which adds this host's websocket origin to connect-src and the attachment bucket's origin
+# (presigned uploads, thumbnails, downloads) to connect-src and img-src.
+CONTENT_SECURITY_POLICY = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    # Label colours are user-chosen and set in style attributes; <style> elements stay forbidden.
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "connect-src": ["'self'"],
+    "font-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "frame-ancestors": ["'none'"],
+    "form-action": ["'self'"],
+}
+# Extra origins for the bucket (a CDN or custom domain in front of it); the bucket's own origin
+# is derived from the storage settings.
+CSP_STORAGE_ORIGINS = env.list("CSP_STORAGE_ORIGINS", default=[])
+# Browsers POST violation reports here (logged, 204); empty turns reporting off.
+CSP_REPORT_PATH = "/csp-report/"
+CSP_REPORT_MAX_BYTES = 16 * 1024
+
+# Incoming websocket frames and messages are refused above this size (client frames are small
+# JSON: inbox.consumers caps them at 4,096 characters). `runserver` reads these; daphne's command
+# line gets the same numbers (Dockerfile, docker-compose.yml, tests/servers.py).
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = 64 * 1024
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = 64 * 1024
 
 # --- Moderation: scanners by dotted path; the strongest finding decides.
 MODERATION_SCANNERS = env.list(
@@ -297,6 +365,17 @@ MODERATION_BURST_WINDOW_SECONDS = 600
 
 # --- Product rules
 MESSAGE_MAX_LENGTH = env.int("MESSAGE_MAX_LENGTH", default=5000)
+# Abuse limits (marketplace/ratelimit.py): fixed windows counted in the cache (Redis), failing
+# open when it is down; 0 turns a limit off. Sends beyond the rate are refused (429), not stored.
+MESSAGE_RATE_PER_MINUTE = env.int("MESSAGE_RATE_PER_MINUTE", default=30)
+MESSAGE_RATE_WINDOW_SECONDS = 60
+# Failed logins (login page and POST /api/v1/auth/token): beyond either count, even the right
+# password is refused until the window ends; a successful login clears its username's count.
+# Per IP is per REMOTE_ADDR: behind a proxy, run daphne with --proxy-headers.
+LOGIN_FAILURES_PER_USERNAME = env.int("LOGIN_FAILURES_PER_USERNAME", default=5)
+LOGIN_FAILURES_PER_IP = env.int("LOGIN_FAILURES_PER_IP", default=20)
+LOGIN_FAILURE_WINDOW_SECONDS = env.int("LOGIN_FAILURE_WINDOW_SECONDS", default=900)
+RATE_LIMIT_KEY_PREFIX = "ratelimit"
 API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
 EMAIL_VERIFICATION_MAX_AGE_DAYS = 3
 EVENT_LOG_RETENTION_DAYS = env.int("EVENT_LOG_RETENTION_DAYS", default=30)

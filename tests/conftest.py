@@ -132,6 +132,13 @@ def roomy_messaging_limit(settings):
     settings.MODERATION_BLAST_RECIPIENTS = 10_000
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(settings):
+    """Each test counts sends and failed logins from zero (the counters live in Redis, which
+    outlives a test): the limits keep their real values, under a key prefix of the test's own."""
+    settings.RATE_LIMIT_KEY_PREFIX = f"ratelimit-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture
 def staff(user_factory):
     """A superuser in the Django admin (moderates, sees orders and messages)."""

@@ -64,6 +64,11 @@ class DaphneServers:
                 "127.0.0.1",
                 "-p",
                 str(port),
+                # As in production (Dockerfile, docker-compose.yml): refuse websocket frames over 64 KiB.
+                "--websocket-max-message-size",
+                str(settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE),
+                "--websocket-max-frame-size",
+                str(settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE),
                 "marketplace.asgi:application",
             ],
             cwd=PROJECT_DIR,

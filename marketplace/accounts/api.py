@@ -1,11 +1,11 @@
 from datetime import datetime
 
-from django.contrib.auth import authenticate
 from ninja import Field, Router, Schema, Status
 
 from marketplace.errors import DomainError
 
 from .services import issue_api_token, revoke_api_token, update_inbox_preferences
+from .throttle import authenticate_limited
 
 router = Router(tags=["accounts"])
 
@@ -56,8 +56,9 @@ class InvalidCredentials(DomainError):
 
 @router.post("/auth/token", auth=None, response={201: TokenOut})
 def create_token(request, payload: TokenIn):
-    """Exchange a username and password for a bearer token (valid API_TOKEN_TTL_DAYS days)."""
-    user = authenticate(request, username=payload.username, password=payload.password)
+    """Exchange a username and password for a bearer token (valid API_TOKEN_TTL_DAYS days).
+    429 rate_limited (with Retry-After) after too many failed attempts for the username or IP."""
+    user = authenticate_limited(request, username=payload.username, password=payload.password)
     if user is None:
         raise InvalidCredentials("Wrong username or password.")
     token, raw = issue_api_token(user=user)

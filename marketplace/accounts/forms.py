@@ -1,10 +1,35 @@
 import zoneinfo
 
 from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from marketplace.ratelimit import RateLimited
 
 from .models import Profile
+from .throttle import authenticate_limited
 
 TIMEZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+
+
+class LimitedAuthenticationForm(AuthenticationForm):
+    """Django's login form behind the failed-login limits (throttle.py). `refusal` is set when
+    a limit refused the attempt, for the view's 429."""
+
+    refusal: RateLimited | None = None
+
+    def clean(self):
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if username is not None and password:
+            try:
+                self.user_cache = authenticate_limited(self.request, username=username, password=password)
+            except RateLimited as exc:
+                self.refusal = exc
+                raise forms.ValidationError(exc.detail, code=exc.code) from None
+            if self.user_cache is None:
+                raise self.get_invalid_login_error()
+            self.confirm_login_allowed(self.user_cache)
+        return self.cleaned_data
 
 
 class SignupForm(forms.Form):

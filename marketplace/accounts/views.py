@@ -1,6 +1,7 @@
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,7 +11,21 @@ from django.views.decorators.http import require_POST
 from marketplace.errors import DomainError
 
 from . import services
-from .forms import ProfileForm, SignupForm
+from .forms import LimitedAuthenticationForm, ProfileForm, SignupForm
+
+
+class LimitedLoginView(LoginView):
+    """The login page, with the failed-login limits: 429 and the wait on the page."""
+
+    form_class = LimitedAuthenticationForm
+    template_name = "accounts/login.html"
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        if form.refusal is not None:
+            response.status_code = 429
+            response["Retry-After"] = str(form.refusal.retry_after)
+        return response
 
 
 def signup(request):

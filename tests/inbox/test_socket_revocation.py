@@ -1,4 +1,5 @@
-"""Access taken away takes the open sockets with it: logout, a revoked token, a deactivated user."""
+"""Access taken away takes the open sockets with it: logout, a revoked token, a deactivated user.
+Blocking and a moderation suspension take away less, and the tests say what they do to a tab."""
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -8,9 +9,10 @@ from django.test import Client
 
 from inbox import services
 from inbox.consumers import CLOSE_UNAUTHENTICATED
+from inbox.services import block_user
 from marketplace.accounts.services import deactivate_user, issue_api_token, revoke_api_token
 from marketplace.asgi import application
-from tests.factories import buyer_opens_conversation
+from tests.factories import bearer_headers, buyer_opens_conversation, make_completed_order
 
 pytestmark = [
     pytest.mark.needs_redis,
@@ -108,3 +110,82 @@ async def test_deactivating_in_the_admin_closes_the_users_sockets(buyer, user_fa
     )
     assert response.status_code == 302
     await assert_closed_for_auth(tab)
+
+
+# Blocking is between two people, not a ban: no socket is scoped to a pair (a tab carries all of
+# its user's conversations), so nothing is closed. What must stop at once is anything passing
+# between the two.
+async def test_being_blocked_stops_what_passes_between_the_two_but_keeps_the_socket(buyer, seller):
+    await sync_to_async(make_completed_order)(buyer, seller)  # blocking needs one (orders' rule)
+    conversation = await sync_to_async(buyer_opens_conversation)(buyer, seller)
+    buyer_tab = await open_tab(cookie_header(await sync_to_async(logged_in_browser)(buyer)))
+    seller_tab = await open_tab(cookie_header(await sync_to_async(logged_in_browser)(seller)))
+    seller_api = await sync_to_async(bearer_headers)(seller)
+    buyer_api = await sync_to_async(bearer_headers)(buyer)
+
+    blocked = await sync_to_async(Client().post)(
+        "/api/v1/blocks", {"username": buyer.username}, content_type="application/json", **seller_api
+    )
+    assert blocked.status_code == 204
+    await buyer_tab.receive_nothing(timeout=0.3)  # drop anything from before the block
+    await seller_tab.receive_nothing(timeout=0.3)
+
+    refused = await sync_to_async(Client().post)(
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        {"body": "Why did you block me?"},
+        content_type="application/json",
+        **buyer_api,
+    )
+    assert (refused.status_code, refused.json()["error"]) == (403, "blocked_by_recipient")
+    assert await seller_tab.receive_nothing(timeout=0.5)
+    # The blocked person's own access is untouched: their tab still answers.
+    await buyer_tab.send_json_to({"type": "ping"})
+    assert (await buyer_tab.receive_json_from(timeout=5))["type"] == "pong"
+    await buyer_tab.disconnect()
+    await seller_tab.disconnect()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="hole: inbox.services.messaging.announce_typing does not check Block, so a blocked user's "
+    "'typing…' still reaches the blocker live (reported, not fixed here: messaging.py is being rewritten)",
+)
+async def test_a_blocked_user_typing_reaches_nobody(buyer, seller):
+    await sync_to_async(make_completed_order)(buyer, seller)
+    conversation = await sync_to_async(buyer_opens_conversation)(buyer, seller)
+    await sync_to_async(block_user)(blocker=seller, blocked=buyer)
+    seller_tab = await open_tab(cookie_header(await sync_to_async(logged_in_browser)(seller)))
+
+    typing = await sync_to_async(Client().post)(
+        f"/api/v1/conversations/{conversation.pk}/typing", **await sync_to_async(bearer_headers)(buyer)
+    )
+
+    assert typing.status_code in (204, 403)
+    assert await seller_tab.receive_nothing(timeout=0.5)
+    await seller_tab.disconnect()
+
+
+# A suspension stops writing, not reading (docs/API.md, `suspended`: "Reading still works"), so
+# the tab stays open; it learns of the suspension at once, and every write is refused.
+async def test_a_moderation_suspension_reaches_the_open_tab_at_once_and_stops_writing(buyer, seller, staff):
+    conversation = await sync_to_async(buyer_opens_conversation)(buyer, seller)
+    tab = await open_tab(cookie_header(await sync_to_async(logged_in_browser)(buyer)))
+    moderator = await sync_to_async(logged_in_browser)(staff)
+
+    response = await sync_to_async(moderator.post)(
+        "/admin/moderation/restriction/add/", {"user": buyer.pk, "kind": "suspension", "reason": "Scams."}
+    )
+    assert response.status_code == 302
+
+    event = await tab.receive_json_from(timeout=5)
+    assert (event["type"], event["notification"]["kind"]) == ("notification.created", "suspension")
+    refused = await sync_to_async(Client().post)(
+        f"/api/v1/conversations/{conversation.pk}/messages",
+        {"body": "Still there?"},
+        content_type="application/json",
+        **await sync_to_async(bearer_headers)(buyer),
+    )
+    assert (refused.status_code, refused.json()["error"]) == (403, "suspended")
+    await tab.send_json_to({"type": "ping"})
+    assert (await tab.receive_json_from(timeout=5))["type"] == "pong"
+    await tab.disconnect()
