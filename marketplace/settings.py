@@ -55,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a database outage, wherever it surfaces, is a 503 (marketplace/api_errors.py).
+    "marketplace.api_errors.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "marketplace.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -99,11 +101,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     # Under ASGI persistent connections leak across threads: take them from a pool instead
     # (connecting costs ~3 ms a request), and give them back after each request.
+    # With PostgreSQL away, a request waits at most DATABASE_POOL_TIMEOUT seconds for a
+    # connection, then answers 503 (marketplace.api_errors); a pooled connection is checked
+    # before use, so the ones broken by the outage are dropped instead of failing a request, and
+    # reconnection attempts give up after 2 s, so the next request tries again at once rather
+    # than after a long backoff (docs/ARCHITECTURE.md, "When PostgreSQL or Redis goes away").
     DATABASES["default"]["CONN_MAX_AGE"] = 0
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    # Django passes psycopg_pool's check_connection to the pool when health checks are on.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
         "max_size": env.int("DATABASE_POOL_MAX", default=10),
-        "timeout": 10,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
+        "reconnect_timeout": 2.0,
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -259,6 +270,11 @@ NOTIFICATION_BATCH_SECONDS = env.int("NOTIFICATION_BATCH_SECONDS", default=10)
 NOTIFICATION_EMAIL_DELAY_SECONDS = env.int("NOTIFICATION_EMAIL_DELAY_SECONDS", default=300)
 # Notifications whose fan-out has not run after this long are re-queued by the sweep (beat).
 NOTIFICATION_SWEEP_AFTER_SECONDS = env.int("NOTIFICATION_SWEEP_AFTER_SECONDS", default=120)
+# A delivery claimed longer ago than this (more than a task may run) was abandoned by a worker
+# that died before sending: the sweep re-queues it and the next fan-out sends it.
+NOTIFICATION_CLAIM_LEASE_SECONDS = env.int(
+    "NOTIFICATION_CLAIM_LEASE_SECONDS", default=CELERY_TASK_TIME_LIMIT + 30
+)
 # Web Push (VAPID): without a private key the push channel is off. `make vapid-keys` prints a pair.
 WEBPUSH_VAPID_PUBLIC_KEY = env("WEBPUSH_VAPID_PUBLIC_KEY", default="")
 WEBPUSH_VAPID_PRIVATE_KEY = env("WEBPUSH_VAPID_PRIVATE_KEY", default="")

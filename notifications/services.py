@@ -5,7 +5,9 @@ recipient enabled (docs/ARCHITECTURE.md, "Notifications").
 Exactly once, whatever happens to the tasks: a notification is unique per (recipient,
 dedupe_key); each channel's delivery is claimed (a unique row) before it is sent, so a task run
 twice, or restarted after a worker died mid-way, sends nothing twice; a sweep re-queues
-notifications whose fan-out never ran (the broker was down)."""
+notifications whose fan-out never ran (the broker lost it) and those whose claim was abandoned
+(the worker died between claiming and sending), which the next run takes over. The one gap left
+is a worker dying between the mail server accepting a message and the row turning `sent`."""
 
 import logging
 import uuid
@@ -299,14 +301,20 @@ def _claim(
 
 def _claim_rows(rows: list[tuple[Notification, str, str, str]]) -> set[tuple[int, str]]:
     """Insert (notification, channel, status, detail) delivery rows in one statement; return
-    the (notification id, channel) pairs this run inserted (a conflict means another run has
-    it). A row inserted settled (not `claimed`) is stamped sent_at, as _finish would. One
-    INSERT ... ON CONFLICT DO NOTHING RETURNING, where the ORM needs four statements."""
+    the (notification id, channel) pairs this run now holds. A conflict means another run has
+    the row — unless that run's claim is older than NOTIFICATION_CLAIM_LEASE_SECONDS (longer
+    than a task may run): its worker died before sending, and this run takes the row over. A
+    row inserted settled (not `claimed`) is stamped sent_at, as _finish would. One
+    INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING, where the ORM needs four statements."""
     if not rows:
         return set()
     fields = {name: Delivery._meta.get_field(name) for name in ("claim", "created_at")}
     claim = fields["claim"].get_db_prep_value(uuid.uuid4(), connection)
-    now = fields["created_at"].get_db_prep_value(timezone.now(), connection)
+    moment = timezone.now()
+    now = fields["created_at"].get_db_prep_value(moment, connection)
+    abandoned_before = fields["created_at"].get_db_prep_value(
+        moment - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS), connection
+    )
     params = []
     for notification, channel, status, detail in rows:
         settled_at = None if status == Delivery.Status.CLAIMED else now
@@ -316,9 +324,12 @@ def _claim_rows(rows: list[tuple[Notification, str, str, str]]) -> set[tuple[int
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (notification_id, channel, status, detail, claim, created_at, sent_at) "  # noqa: S608
-            f"VALUES {values} ON CONFLICT (notification_id, channel) DO NOTHING "
+            f"VALUES {values} ON CONFLICT (notification_id, channel) DO UPDATE SET "
+            "status = EXCLUDED.status, detail = EXCLUDED.detail, claim = EXCLUDED.claim, "
+            "created_at = EXCLUDED.created_at, sent_at = EXCLUDED.sent_at "
+            f"WHERE {table}.status = %s AND {table}.created_at < %s "
             "RETURNING notification_id, channel",
-            params,
+            [*params, Delivery.Status.CLAIMED, abandoned_before],
         )
         return {(notification_id, channel) for notification_id, channel in cursor.fetchall()}
 
@@ -360,8 +371,14 @@ def _push(claimed: list[Notification]) -> None:
 
 
 def sweep(*, older_than: timedelta | None = None) -> int:
-    """Re-queue the notifications whose fan-out never ran; returns how many."""
+    """Re-queue the notifications whose fan-out never ran, or whose delivery a worker claimed
+    and died before sending (its claim outlived the lease); returns how many."""
     older_than = older_than or timedelta(seconds=settings.NOTIFICATION_SWEEP_AFTER_SECONDS)
+    abandoned = Delivery.objects.filter(
+        status=Delivery.Status.CLAIMED,
+        created_at__lt=timezone.now() - timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS),
+    ).values("notification_id")
+    Notification.objects.filter(pk__in=abandoned).update(fanned_out_at=None)
     ids = list(
         Notification.objects.filter(fanned_out_at__isnull=True, created_at__lt=timezone.now() - older_than)
         .order_by("pk")

@@ -205,14 +205,39 @@ def test_worker_killed_mid_task_sends_nothing_twice(buyer, seller):
     assert Notification.objects.filter(pk__in=[lost.pk, other.pk], fanned_out_at__isnull=True).count() == 0
 
 
-def test_a_left_over_claimed_delivery_is_not_sent_again(buyer):
-    # The state a crash leaves between claiming and sending, whatever the cause.
+def test_a_delivery_another_run_is_sending_is_not_sent_again(buyer):
+    # A claim younger than the lease: its run may be sending right now.
     notification = tell(buyer, key="claimed")
     Delivery.objects.create(notification=notification, channel=Channel.EMAIL, status=Delivery.Status.CLAIMED)
     services.fan_out(notification_ids=[notification.pk])
     assert mail.outbox == []
     notification.refresh_from_db()
     assert notification.fanned_out_at is not None
+
+
+def test_a_claim_abandoned_by_a_dead_worker_is_sent_once_by_the_sweep(
+    buyer, django_capture_on_commit_callbacks
+):
+    # The worker claimed the email, then died before sending; its task was run again at once
+    # (reject on worker lost) and left the claim alone, as it might still be sending.
+    notification = tell(buyer, key="abandoned", title="Abandoned")
+    Delivery.objects.create(notification=notification, channel=Channel.EMAIL, status=Delivery.Status.CLAIMED)
+    services.fan_out(notification_ids=[notification.pk])
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.sweep() == 0  # too young to be called abandoned
+
+    lease = timedelta(seconds=settings.NOTIFICATION_CLAIM_LEASE_SECONDS + 1)
+    Delivery.objects.filter(notification=notification).update(created_at=timezone.now() - lease)
+    Notification.objects.filter(pk=notification.pk).update(created_at=timezone.now() - lease)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.sweep() == 1
+
+    assert [m.subject for m in mail.outbox] == ["Abandoned"]
+    assert deliveries(notification) == [(Delivery.Status.SENT, "")]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.sweep() == 0
+    assert len(mail.outbox) == 1
 
 
 # --- the sweep -----------------------------------------------------------------------------------
