@@ -11,6 +11,7 @@ idempotent and sockets drop events whose cursor they already hold.
 """
 
 import logging
+import threading
 import time
 from datetime import timedelta
 from functools import partial
@@ -41,7 +42,14 @@ def enqueue_group_sends(messages: list[tuple[str, dict]]) -> None:
 
 def _record(kind: str, payload: dict) -> None:
     entry = Entry.objects.create(kind=kind, payload=payload)
-    transaction.on_commit(partial(relay, ids=[entry.pk]), robust=True)
+    ids = [entry.pk]
+
+    # A function, not a partial: Django logs a failing robust hook by its __qualname__, and a
+    # partial has none (the logging itself then raised, and the send answered 500).
+    def publish_now():
+        relay(ids=ids)
+
+    transaction.on_commit(publish_now, robust=True)
 
 
 def relay(*, ids: list[int] | None = None, limit: int = 200) -> int:
@@ -155,10 +163,17 @@ def _queue_task(entry: Entry) -> str:
     return ""
 
 
+_importing_tasks = threading.Lock()
+
+
 def _task_named(name: str):
     if name not in current_app.tasks:
-        # The apps' tasks modules are imported on first need, as a worker does at start.
-        current_app.loader.import_default_modules()
+        # The apps' tasks modules are imported on first need, as a worker does at start. One
+        # thread at a time: while one imports, Celery's autodiscovery returns at once in any
+        # other, which then found no task (NotRegistered) on a fresh process's first sends.
+        with _importing_tasks:
+            if name not in current_app.tasks:
+                current_app.loader.import_default_modules()
     return current_app.tasks[name]
 
 

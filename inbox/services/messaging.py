@@ -703,8 +703,13 @@ def save_draft(*, user, conversation: Conversation, text: str) -> Membership:
 
 
 def announce_typing(*, user, conversation: Conversation) -> None:
-    """Tell the other participant that `user` is typing. Live only: nothing is stored."""
+    """Tell the other participant that `user` is typing. Live only: nothing is stored. Between
+    two people where one blocked the other, nothing is sent."""
     other_id = conversation.user_high_id if conversation.user_low_id == user.pk else conversation.user_low_id
+    if Block.objects.filter(
+        Q(blocker_id=user.pk, blocked_id=other_id) | Q(blocker_id=other_id, blocked_id=user.pk)
+    ).exists():
+        return
     push_ephemeral(other_id, {"type": "typing", "conversation_id": conversation.pk, "user": user.username})
 
 
