@@ -35,6 +35,8 @@ def origin_allowed(origin: str) -> bool:
     parsed = urlsplit(origin)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         return False
+    if parsed.scheme != "https" and settings.SECURE_SSL_REDIRECT:
+        return False  # the site is HTTPS only: a plain-http page claiming it is not the site
     host, _port = split_domain_port(parsed.netloc)
     return validate_host(host, settings.ALLOWED_HOSTS)
 

@@ -48,6 +48,25 @@ def test_websocket_origin_validator_follows_allowed_hosts(settings):
     assert origin_allowed("http://127.0.0.1:8000") is False
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.test",
+        "https://inbox.example.com.evil.test",  # the site's name as a subdomain of another
+        "https://api.inbox.example.com",  # a subdomain ALLOWED_HOSTS does not declare
+        "http://inbox.example.com",  # the site, downgraded to plain http
+        "null",
+        "",
+    ],
+)
+def test_in_production_only_the_sites_own_https_origin_opens_a_socket(settings, origin):
+    settings.ALLOWED_HOSTS = ["inbox.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+
+    assert origin_allowed(origin) is False
+    assert origin_allowed("https://inbox.example.com") is True
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("path", ["/", "/accounts/login/", "/healthz", "/api/v1/openapi.json"])
 def test_pages_forbid_framing_and_sniffing(client, path):
