@@ -87,7 +87,7 @@ def bench_env(database_url: str, redis_url: str, run_tag: str) -> dict:
         LOG_LEVEL=os.environ.get("LOG_LEVEL", "WARNING"),
         PYTHONUNBUFFERED="1",
     )
-    # The benchmarks send far more than a person's 30 messages a minute from one account.
+    # The benchmarks send far more than a person's 120 messages a minute from one account.
     env.setdefault("MESSAGE_RATE_PER_MINUTE", "0")
     env.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(48))
     return env
@@ -382,6 +382,24 @@ def make_bench_users(count: int, run_tag: str, *, prefix: str = "u", seller: boo
     return out
 
 
+def celery_queue_length(redis_url: str) -> int:
+    import redis
+
+    return redis.Redis.from_url(redis_url).llen("celery")
+
+
+def drop_queued_tasks(redis_url: str, before: int) -> int:
+    """No Celery worker runs here: drop the tasks the sends queued (response figures,
+    notifications), so the next benchmark's worker does not inherit them."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    added = client.llen("celery") - before
+    if added > 0:
+        client.ltrim("celery", added, -1)  # kombu LPUSHes: the newest are on the left
+    return max(0, added)
+
+
 # ---- Machine and versions ---------------------------------------------------------------------
 
 
@@ -437,3 +455,72 @@ def redact(url: str) -> str:
     if parts.password:
         return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")))
     return url
+
+
+# ---- Running one benchmark on its own ----------------------------------------------------------
+
+
+def run_standalone(name: str, run, *, quick: bool, keep_logs: bool = False, **options) -> int:
+    """`python -m bench.<name>` outside the suite: the same database, environment, migration
+    and process group as `python -m bench`, then `run(ctx, **options)`. Prints the rows (stderr)
+    and the result as JSON (stdout); 1 when a row is not met."""
+    import dataclasses
+    import json
+    import shutil
+    import signal
+    import tempfile
+
+    from bench.__main__ import ensure_database
+
+    scratch = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    group = ProcessGroup(scratch)
+
+    def on_signal(signum, frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    database_url = os.environ.get("DATABASE_URL") or DEFAULT_DATABASE_URL
+    redis_url = os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    run_tag = f"{time.strftime('%H%M%S')}{secrets.token_hex(2)}"
+    started = time.monotonic()
+    failed = True
+    try:
+        ensure_database(database_url)
+        env = bench_env(database_url, redis_url, run_tag)
+        log(f"{name}: database {redact(database_url)}, redis {redact(redis_url)}, run {run_tag}")
+        manage(env, "migrate", "--noinput")
+        ctx = Context(
+            quick=quick, database_url=database_url, redis_url=redis_url, run_tag=run_tag,
+            scratch=scratch, group=group, env=env,
+        )  # fmt: skip
+        result = asyncio.run(_call(run, ctx, options))
+        failed = any(row.met is False for row in result.rows)
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+    finally:
+        group.stop_all()
+        if keep_logs or failed:
+            log(f"logs kept in {scratch}")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+    report = {
+        "benchmark": name,
+        "command": " ".join([f"python -m bench.{name}", *sys.argv[1:]]),
+        "quick": quick,
+        "seconds": round(time.monotonic() - started),
+        "machine": machine_info(),
+        "rows": [dataclasses.asdict(row) for row in result.rows],
+        "details": result.details,
+    }
+    print(json.dumps(report, indent=2, default=str))
+    for row in result.rows:
+        met = {True: "yes", False: "NO", None: "-"}[row.met]
+        print(f"[{met}] {row.metric}: {row.measured}  (target: {row.target})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _call(run, ctx: Context, options: dict):
+    result = run(ctx, **options)
+    return await result if asyncio.iscoroutine(result) else result

@@ -383,7 +383,7 @@ MODERATION_BURST_WINDOW_SECONDS = 600
 MESSAGE_MAX_LENGTH = env.int("MESSAGE_MAX_LENGTH", default=5000)
 # Abuse limits (marketplace/ratelimit.py): fixed windows counted in the cache (Redis), failing
 # open when it is down; 0 turns a limit off. Sends beyond the rate are refused (429), not stored.
-MESSAGE_RATE_PER_MINUTE = env.int("MESSAGE_RATE_PER_MINUTE", default=30)
+MESSAGE_RATE_PER_MINUTE = env.int("MESSAGE_RATE_PER_MINUTE", default=120)
 MESSAGE_RATE_WINDOW_SECONDS = 60
 # Failed logins (login page and POST /api/v1/auth/token): beyond either count, even the right
 # password is refused until the window ends; a successful login clears its username's count.
