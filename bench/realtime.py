@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import dataclasses
 import json
 import re
@@ -31,6 +30,16 @@ import time
 import uuid
 from pathlib import Path
 
+from bench.clients import (
+    Deployment,
+    ResumingClient,
+    as_letters,
+    close_clients,
+    connect_clients,
+    create_pairs,
+    from_letters,
+    ws_url,
+)
 from bench.stack import (
     ROOT,
     VENV_BIN,
@@ -38,8 +47,9 @@ from bench.stack import (
     CpuMeter,
     Result,
     Row,
+    celery_queue_length,
+    drop_queued_tasks,
     log,
-    make_bench_users,
     ratio,
     rss_bytes,
     setup_django,
@@ -79,87 +89,7 @@ QUICK = Sizes(
 )  # fmt: skip
 
 
-# ---- A small keep-alive HTTP/1.1 client ---------------------------------------------------------
-# httpx costs the generator ~1 ms of CPU a request; on two shared cores that is CPU the servers lose.
-
-
-class HttpPool:
-    """Keep-alive connections to one server, opened on demand up to `limit`."""
-
-    def __init__(self, host: str, port: int, limit: int = 100):
-        self.host, self.port = host, port
-        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self.slots = asyncio.Semaphore(limit)
-
-    async def request(
-        self, method: str, path: str, token: str, body: bytes = b"", timeout: float = 300
-    ) -> tuple[int, bytes]:
-        async with self.slots:
-            connection = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-            reader, writer = connection
-            head = (
-                f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            )
-            try:
-                writer.write(head.encode() + body)
-                status, data, keep = await asyncio.wait_for(read_response(reader), timeout)
-            except BaseException:
-                writer.close()
-                raise
-            if keep:
-                self.idle.append(connection)
-            else:
-                writer.close()
-            return status, data
-
-    def close(self) -> None:
-        for _reader, writer in self.idle:
-            writer.close()
-        self.idle.clear()
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
-    head = await reader.readuntil(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    status = int(lines[0].split(" ", 2)[1])
-    headers = {}
-    for line in lines[1:]:
-        if ":" in line:
-            key, value = line.split(":", 1)
-            headers[key.strip().lower()] = value.strip()
-    if "content-length" in headers:
-        data = await reader.readexactly(int(headers["content-length"]))
-    elif headers.get("transfer-encoding", "").lower() == "chunked":
-        parts = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            if size == 0:
-                await reader.readuntil(b"\r\n")
-                break
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-        data = b"".join(parts)
-    else:
-        data = await reader.read()
-        return status, data, False
-    return status, data, headers.get("connection", "").lower() != "close"
-
-
 # ---- Clients ------------------------------------------------------------------------------------
-
-
-DIGITS_AS_LETTERS = str.maketrans("0123456789", "abcdefghij")
-LETTERS_AS_DIGITS = str.maketrans("abcdefghij", "0123456789")
-
-
-def as_letters(value) -> str:
-    return str(value).translate(DIGITS_AS_LETTERS)
-
-
-def from_letters(text: str) -> int:
-    return int(text.translate(LETTERS_AS_DIGITS))
 
 
 class Tracker:
@@ -223,115 +153,26 @@ class Tracker:
         )
 
 
-class Client:
-    """One user's socket, resuming like the page does (static/inbox/live.js): events are applied
-    in cursor order; a gap or a reconnect fetches GET /api/v1/events?since=<cursor>; an event
-    already applied is dropped."""
+class Client(ResumingClient):
+    """One user's socket (bench.clients.ResumingClient), reporting to the tracker."""
 
     def __init__(self, tracker: Tracker, user_id: int, username: str, token: str, conv: int, server: int):
-        self.tracker, self.user_id, self.username, self.token = tracker, user_id, username, token
-        self.conv, self.server = conv, server
-        self.cursor: int | None = None
-        self.queued: list[dict] = []
-        self.catching_up: asyncio.Task | None = None
-        self.ws = None
-        self.reader: asyncio.Task | None = None
-        self.pool: HttpPool | None = None
-        self.errors: collections.Counter = collections.Counter()
+        super().__init__(user_id, username, token, server)
+        self.tracker, self.conv = tracker, conv
 
-    async def connect(self, ws_url: str, pool: HttpPool, *, timeout: float = 30) -> int:
-        """Open the socket and wait for hello; the connect time in ns. Catches up on a reconnect."""
-        import websockets
+    def on_frame(self, event: dict, arrived_ns: int) -> None:
+        key = self.tracker.key_of(self, event)
+        if key is not None:
+            self.tracker.on_socket[key].append(arrived_ns)
 
-        started = time.perf_counter_ns()
-        ws = await websockets.connect(
-            ws_url,
-            additional_headers={"Authorization": f"Bearer {self.token}"},
-            compression=None,
-            ping_interval=None,
-            open_timeout=timeout,
-            max_queue=None,
-        )
-        hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
-        elapsed = time.perf_counter_ns() - started
-        if hello.get("type") != "hello":
-            await ws.close()
-            raise RuntimeError(f"first frame was {hello.get('type')!r}, not hello")
-        self.ws, self.pool = ws, pool
-        self.reader = asyncio.create_task(self._read(ws))
-        if self.cursor is None:
-            self.cursor = hello["cursor"]
-        else:
-            self.catch_up()
-        return elapsed
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await self.ws.close()
-        if self.reader is not None:
-            with contextlib.suppress(BaseException):
-                await self.reader
-        self.ws = self.reader = None
-
-    async def _read(self, ws) -> None:
-        import websockets
-
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for raw in ws:
-                arrived = time.perf_counter_ns()
-                event = json.loads(raw)
-                key = self.tracker.key_of(self, event)
-                if key is not None:
-                    self.tracker.on_socket[key].append(arrived)
-                if event.get("cursor") is not None:
-                    self.receive(event)
-
-    def receive(self, event: dict) -> None:
-        if self.catching_up is not None:
-            self.queued.append(event)
-        elif event["cursor"] > self.cursor + 1:
-            self.queued.append(event)  # a gap: fetch what is missing
-            self.catch_up()
-        else:
-            self.apply(event, "socket")
-
-    def apply(self, event: dict, via: str) -> None:
-        if event["cursor"] <= self.cursor:
-            self.tracker.deduplicated_by_cursor += 1
-            return
-        self.cursor = event["cursor"]
+    def on_apply(self, event: dict, via: str) -> None:
         key = self.tracker.key_of(self, event)
         if key is not None:
             self.tracker.applied[key].add(event["cursor"])
             self.tracker.applied_via[via] += 1
 
-    def catch_up(self) -> asyncio.Task:
-        if self.catching_up is None:
-            self.catching_up = asyncio.create_task(self._catch_up())
-        return self.catching_up
-
-    async def _catch_up(self) -> None:
-        try:
-            while True:
-                status, data = await self.pool.request(
-                    "GET", f"/api/v1/events?since={self.cursor}", self.token
-                )
-                if status != 200:
-                    self.errors[f"events {status}"] += 1
-                    return
-                page = json.loads(data)
-                for event in page["items"]:
-                    self.apply(event, "catch_up")
-                if page["next_cursor"] is None:
-                    return
-        except Exception as exc:
-            self.errors[type(exc).__name__] += 1
-        finally:
-            self.catching_up = None
-            queued, self.queued = sorted(self.queued, key=lambda e: e["cursor"]), []
-            for event in queued:
-                self.apply(event, "socket")
+    def on_duplicate(self, event: dict) -> None:
+        self.tracker.deduplicated_by_cursor += 1
 
 
 @dataclasses.dataclass
@@ -343,56 +184,6 @@ class Pair:
 
 
 # ---- The servers and the load -------------------------------------------------------------------
-
-
-def ws_url(base_url: str, path: str = "/ws/events/") -> str:
-    return base_url.replace("http", "ws", 1) + path
-
-
-class Deployment:
-    """The product on N server processes, with one HTTP pool per process."""
-
-    def __init__(self, servers: dict):
-        self.names = list(servers)
-        self.urls = [url for url, _process in servers.values()]
-        self.pids = {name: process.pid for name, (_url, process) in servers.items()}
-        self.processes = [process for _url, process in servers.values()]
-        self.pools = []
-        for url in self.urls:
-            host, port = url.removeprefix("http://").split(":")
-            self.pools.append(HttpPool(host, int(port)))
-
-    def close(self) -> None:
-        for pool in self.pools:
-            pool.close()
-
-
-async def connect_clients(
-    deployment: Deployment, clients: list[Client], *, timeout: float = 30, at_once: int | None = None
-) -> dict:
-    """All clients at once (a storm), or `at_once` at a time: connect time per client, failures,
-    time to the last hello."""
-    started = time.perf_counter_ns()
-    slots = asyncio.Semaphore(at_once or len(clients) or 1)
-
-    async def one(client: Client):
-        index = client.server % len(deployment.urls)
-        async with slots:
-            return await client.connect(
-                ws_url(deployment.urls[index]), deployment.pools[index], timeout=timeout
-            )
-
-    results = await asyncio.gather(*(one(c) for c in clients), return_exceptions=True)
-    total = time.perf_counter_ns() - started
-    times = [r for r in results if isinstance(r, int)]
-    failures = collections.Counter(type(r).__name__ for r in results if isinstance(r, BaseException))
-    return {
-        "clients": len(clients),
-        "connected": len(times),
-        "failures": dict(failures),
-        "all_seconds": round(total / 1e9, 3),
-        "connect_ms": summarize_ns(times),
-    }
 
 
 async def connect_storm(deployment: Deployment, clients: list[Client]) -> dict:
@@ -417,10 +208,6 @@ async def connect_the_rest(deployment: Deployment, clients: list[Client], storm:
     storm["connected_afterwards"] = await connect_clients(deployment, late, at_once=20)
     if storm["connected_afterwards"]["connected"] != len(late):
         raise RuntimeError(f"clients cannot connect: {storm['connected_afterwards']['failures']}")
-
-
-async def close_clients(clients: list[Client]) -> None:
-    await asyncio.gather(*(c.close() for c in clients))
 
 
 class Load:
@@ -684,57 +471,6 @@ async def echo_round_trip(url: str, count: int) -> dict:
             if i >= 20:
                 times.append(time.perf_counter_ns() - started)
     return summarize_ns(times)
-
-
-# ---- Setup --------------------------------------------------------------------------------------
-
-
-def create_pairs(count: int, run_tag: str) -> list[tuple[dict, dict, int]]:
-    """`count` buyer/seller pairs, each with a conversation the buyer opened (sellers cannot)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from inbox import services
-    from marketplace.accounts.models import User
-
-    buyers = make_bench_users(count, run_tag, prefix="rtb")
-    sellers = make_bench_users(count, run_tag, prefix="rts", seller=True)
-    # Old accounts: the new-account anti-spam limits would hold a benchmark's bursts.
-    joined = timezone.now() - timedelta(days=30)
-    User.objects.filter(pk__in=[u.pk for u, _t in buyers + sellers]).update(date_joined=joined)
-    out = []
-    for (buyer, buyer_token), (seller, seller_token) in zip(buyers, sellers, strict=True):
-        buyer.date_joined = joined
-        conversation, _message, _created = services.start_conversation(
-            sender=buyer, recipient_username=seller.username, body="Hello, is this still available?"
-        )
-        out.append(
-            (
-                {"id": buyer.pk, "username": buyer.username, "token": buyer_token},
-                {"id": seller.pk, "username": seller.username, "token": seller_token},
-                conversation.pk,
-            )
-        )
-    return out
-
-
-def drop_queued_tasks(redis_url: str, before: int) -> int:
-    """No Celery worker runs here: drop the tasks the sends queued (response figures,
-    notifications), so the next benchmark's worker does not inherit them."""
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    added = client.llen("celery") - before
-    if added > 0:
-        client.ltrim("celery", added, -1)  # kombu LPUSHes: the newest are on the left
-    return max(0, added)
-
-
-def celery_queue_length(redis_url: str) -> int:
-    import redis
-
-    return redis.Redis.from_url(redis_url).llen("celery")
 
 
 # ---- The rows -----------------------------------------------------------------------------------

@@ -1018,6 +1018,7 @@ function receive(event) {
 
 function catchUp() {
   if (state.catchingUp) return state.catchingUp;
+  let failed = true;
   state.catchingUp = (async () => {
     try {
       for (;;) {
@@ -1028,11 +1029,19 @@ function catchUp() {
         page.items.forEach(apply);
         if (page.next_cursor == null) break;
       }
+      failed = false;
     } finally {
       state.catchingUp = null;
+      // What came over the socket meanwhile is applied in order up to a gap. Past a gap (the
+      // fetch failed, or read the log before those events were written) it waits for the next
+      // fetch: applied now, it would move the cursor past events never shown.
       const queued = state.queued.sort((a, b) => a.cursor - b.cursor);
       state.queued = [];
-      queued.forEach(apply);
+      for (const event of queued) {
+        if (event.cursor > state.cursor + 1) state.queued.push(event);
+        else apply(event);
+      }
+      if (state.queued.length) setTimeout(() => catchUp().catch(() => {}), failed ? 2000 : 0);
     }
   })();
   return state.catchingUp;
