@@ -31,8 +31,11 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Two pytest processes (pytest-xdist), a module per process at a time: most tests wait on
+# subprocesses, sockets and the browser, so two share two CPUs well. PYTEST_WORKERS=0 runs serially.
+PYTEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 worker: install
 	$(BIN)/celery -A marketplace worker --loglevel=info
@@ -51,6 +54,12 @@ bench: install
 
 bench-quick: install
 	$(BIN)/python -m bench all --quick
+
+# The API fuzzer of CI (tests/security/test_api_fuzz.py) at length: more examples per operation,
+# and the coverage phase (every boundary of every parameter). Takes several minutes.
+.PHONY: fuzz
+fuzz: install
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_COVERAGE=1 $(BIN)/python -m pytest tests/security/test_api_fuzz.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

@@ -7,9 +7,13 @@ Django's async cache methods are each a trip to the sync thread; the async funct
 make one trip for the whole count.
 """
 
+import logging
+
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
 
 
 def _key(user_id: int) -> str:
@@ -60,6 +64,12 @@ async def heartbeat(user_id: int) -> None:
 
 
 def online_user_ids(user_ids) -> set[int]:
+    """Who of `user_ids` is online; nobody, when the cache is unreachable (pages still render;
+    a new message notifies: better told twice than never)."""
     keys = {_key(user_id): user_id for user_id in user_ids}
-    found = cache.get_many(list(keys))
+    try:
+        found = cache.get_many(list(keys))
+    except Exception:
+        logger.warning("presence unknown: the cache is unavailable")
+        return set()
     return {keys[key] for key, count in found.items() if count and count > 0}

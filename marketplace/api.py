@@ -1,13 +1,22 @@
 """The versioned JSON API: one NinjaAPI, routers from each app, errors as {"error", "detail"}."""
 
+import logging
+
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 from ninja.security import HttpBearer, django_auth
 
 from marketplace.accounts.services import user_for_api_token
-from marketplace.api_errors import error_code_for
+from marketplace.api_errors import (
+    RETRY_AFTER_SECONDS,
+    UNAVAILABLE_DETAIL,
+    error_code_for,
+)
 from marketplace.errors import DomainError
+
+logger = logging.getLogger(__name__)
 
 
 class BearerTokenAuth(HttpBearer):
@@ -55,6 +64,7 @@ def _document_error_responses(schema) -> None:
             if operation.get("parameters") or operation.get("requestBody"):
                 errors["422"] = "The input is invalid; `fields` says where."
             errors["4XX"] = "Refused by a rule (forbidden, conflict, rate limit ...): see `error`."
+            errors["503"] = "Database briefly unreachable (`service_unavailable`): retry after Retry-After."
             for status, description in errors.items():
                 operation["responses"].setdefault(status, {"description": description, **body})
 
@@ -117,6 +127,17 @@ def on_authentication_error(request, exc: AuthenticationError):
 @api.exception_handler(HttpError)
 def on_http_error(request, exc: HttpError):
     return error_response(request, exc.status_code, error_code_for(exc.status_code), str(exc))
+
+
+@api.exception_handler(OperationalError)
+@api.exception_handler(InterfaceError)
+def on_database_unavailable(request, exc):
+    # Whatever the operation (a send, a read, the bearer token's lookup): 503, never a 500. The
+    # client retries; a send with the same client_id, so that it is stored once either way.
+    logger.warning("503 for %s: database unavailable: %s", request.path, exc)
+    response = error_response(request, 503, "service_unavailable", UNAVAILABLE_DETAIL)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @api.exception_handler(Http404)

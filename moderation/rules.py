@@ -6,7 +6,6 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.urls import reverse
@@ -19,6 +18,7 @@ from notifications.models import Kind as NotificationKind
 from notifications.services import notify
 
 from .counters import count_up
+from .counters import read as read_counter
 from .models import Restriction
 
 LIMIT_WINDOW_SECONDS = 3600
@@ -118,7 +118,7 @@ def _counter_key(user) -> str:
 
 def _check_new_contact_limit(sender) -> None:
     limit = new_contact_limit(sender)
-    if (cache.get(_counter_key(sender)) or 0) < limit:
+    if (read_counter(_counter_key(sender))) < limit:
         return
     step = climb_ladder(sender)
     message = (

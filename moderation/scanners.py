@@ -9,6 +9,7 @@ corpora in moderation/corpora/.
 """
 
 import hashlib
+import logging
 import re
 from datetime import timedelta
 from functools import lru_cache
@@ -22,6 +23,8 @@ from phonenumbers.re_util import enable_pattern_cache
 
 from .counters import count_up
 from .scanning import Finding
+
+logger = logging.getLogger(__name__)
 
 # phonenumbers compiles its metadata patterns on every call unless told to keep them; across
 # several regions they overflow the re module's own cache, which costs more than the match.
@@ -517,9 +520,13 @@ def _duplicate_blast(text: str, sender, recipient) -> list[Finding]:
         return []
     key = f"moderation:blast:{sender.pk}:{fingerprint(text, recipient)}"
     window = settings.MODERATION_BLAST_WINDOW_SECONDS
-    recipients = set(cache.get(key) or ())
-    recipients.add(recipient.pk)
-    cache.set(key, sorted(recipients), timeout=window)
+    try:
+        recipients = set(cache.get(key) or ())
+        recipients.add(recipient.pk)
+        cache.set(key, sorted(recipients), timeout=window)
+    except Exception:  # the cache is unreachable: not counted (fails open, like the other counters)
+        logger.warning("duplicate-blast check skipped: the cache is unavailable")
+        return []
     if len(recipients) > settings.MODERATION_BLAST_RECIPIENTS:
         return [Finding("duplicate_blast", 0, 0, 0.8, BLAST_DETAIL)]
     return []

@@ -36,14 +36,20 @@ class DaphneServers:
         self.processes: list[subprocess.Popen] = []
 
     def start(
-        self, *, redis_url: str | None = None, redis_prefix: str | None = None, timeout: float = 30
+        self,
+        *,
+        redis_url: str | None = None,
+        redis_prefix: str | None = None,
+        database_url: str | None = None,
+        timeout: float = 30,
     ) -> str:
-        """Start one daphne process and return its base URL once /healthz answers."""
+        """Start one daphne process and return its base URL once /healthz answers.
+        `database_url` replaces the test database's URL (the same database through a fault proxy)."""
         port = free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
         env.update(
             DJANGO_SETTINGS_MODULE="marketplace.settings",
-            DATABASE_URL=shared_database_url(),
+            DATABASE_URL=database_url or shared_database_url(),
             PYTHONUNBUFFERED="1",
             MESSAGE_MAX_LENGTH=str(settings.MESSAGE_MAX_LENGTH),
             # Uploaded files go where this test's settings say (a test sets a temporary folder).

@@ -16,7 +16,8 @@ pytestmark = [pytest.mark.needs_browser, pytest.mark.django_db(transaction=True)
 QUESTION = "Hi! Could you translate my menu into French?"
 
 # Test-only instrumentation (the page exposes nothing): keep a handle on each WebSocket the page
-# opens, so the test can drop them, and point new ones at a closed port while "offline".
+# opens, so the test can drop them, and point new ones at a path of the same server that no
+# socket is served on while "offline" (same origin: the Content-Security-Policy allows only that).
 SOCKET_CONTROL = """
 (() => {
   const NativeWebSocket = window.WebSocket;
@@ -33,7 +34,7 @@ SOCKET_CONTROL = """
   };
   window.WebSocket = class extends NativeWebSocket {
     constructor(url, protocols) {
-      super(blocked ? "ws://127.0.0.1:1/" : url, protocols);
+      super(blocked ? url.replace("/ws/events/", "/ws/offline/") : url, protocols);
       sockets.add(this);
       this.addEventListener("close", () => sockets.delete(this));
     }
