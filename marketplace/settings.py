@@ -112,7 +112,9 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=1),
-        "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        # Each request and websocket handshake holds one while its sync code runs; 10 ran dry
+        # in the reconnect storm (docs/RELIABILITY.md), 30 did not.
+        "max_size": env.int("DATABASE_POOL_MAX", default=30),
         "timeout": env.float("DATABASE_POOL_TIMEOUT", default=3.0),
         "reconnect_timeout": 2.0,
     }
