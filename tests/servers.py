@@ -105,3 +105,40 @@ class DaphneServers:
             except subprocess.TimeoutExpired:
                 process.kill()
         self.processes.clear()
+
+
+def worker_environment(broker_url: str, **extra: str) -> dict:
+    """The environment of a process configured like production's: Celery on a Redis broker."""
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(
+        DATABASE_URL=shared_database_url(), CELERY_BROKER_URL=broker_url, PYTHONUNBUFFERED="1", **extra
+    )
+    return env
+
+
+def start_celery_worker(
+    env: dict, log_path: Path, *, pool: str = "solo", timeout: float = 60
+) -> subprocess.Popen:
+    """A real Celery worker on the test database; returns once it says it is ready."""
+    with open(log_path, "w") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", f"--pool={pool}",
+             "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat",
+             "--loglevel=info"],
+            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while "ready." not in log_path.read_text():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            worker.kill()
+            raise RuntimeError(f"the Celery worker did not start; see {log_path}")
+        time.sleep(0.2)
+    return worker
+
+
+def stop_process(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()

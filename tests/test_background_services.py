@@ -13,7 +13,7 @@ import redis
 from django.test import Client
 
 from marketplace.accounts.models import User
-from tests.servers import PROJECT_DIR, free_port, shared_database_url
+from tests.servers import PROJECT_DIR, free_port, start_celery_worker, stop_process, worker_environment
 
 
 def wait_for(predicate, *, timeout: float, what: str):
@@ -26,30 +26,17 @@ def wait_for(predicate, *, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def environment_with_broker(broker_url: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
-    env.update(DATABASE_URL=shared_database_url(), CELERY_BROKER_URL=broker_url, PYTHONUNBUFFERED="1")
-    return env
-
-
 @pytest.fixture
 def celery_worker_on_redis(transactional_db, redis_url, tmp_path):
     """A real worker process on a Redis broker (its own database index, emptied first)."""
     broker_url = redis_url.rsplit("/", 1)[0] + "/14"
     redis.Redis.from_url(broker_url).flushdb()
     log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool=solo",
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=info"],
-            cwd=PROJECT_DIR, env=environment_with_broker(broker_url), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = start_celery_worker(worker_environment(broker_url), log_path)
     try:
-        wait_for(lambda: "ready" in log_path.read_text(), timeout=30, what="the worker to start")
         yield broker_url, log_path
     finally:
-        worker.terminate()
-        worker.wait(timeout=10)
+        stop_process(worker)
 
 
 @pytest.mark.needs_redis
@@ -65,7 +52,7 @@ def test_a_celery_worker_on_redis_sends_the_verification_email(celery_worker_on_
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", signup],
         cwd=PROJECT_DIR,
-        env=environment_with_broker(broker_url),
+        env=worker_environment(broker_url),
         capture_output=True,
         text=True,
         timeout=60,

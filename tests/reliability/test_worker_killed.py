@@ -19,7 +19,7 @@ from notifications import services as notifications
 from notifications.models import Delivery, Kind, Notification
 from outbox import services as outbox
 from outbox.models import Entry
-from tests.servers import PROJECT_DIR, shared_database_url
+from tests.servers import PROJECT_DIR, start_celery_worker, stop_process, worker_environment
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.needs_redis]
 
@@ -125,27 +125,17 @@ def test_a_worker_killed_mid_send_still_delivers_every_notification_once(
                 url="/orders/",
                 dedupe_key=f"delivery:{number}",
             )
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "marketplace.settings",
-        "DATABASE_URL": shared_database_url(),
-        "REDIS_URL": redis_url,
-        "CELERY_BROKER_URL": broker_url,
-        "EMAIL_URL": f"smtp://127.0.0.1:{mail.port}",
-        "NOTIFICATION_BATCH_SECONDS": "0",
-        "NOTIFICATION_SWEEP_AFTER_SECONDS": "1",
-        "NOTIFICATION_CLAIM_LEASE_SECONDS": str(LEASE_SECONDS),
-    }
+    env = worker_environment(
+        broker_url,
+        REDIS_URL=redis_url,
+        EMAIL_URL=f"smtp://127.0.0.1:{mail.port}",
+        NOTIFICATION_BATCH_SECONDS="0",
+        NOTIFICATION_SWEEP_AFTER_SECONDS="1",
+        NOTIFICATION_CLAIM_LEASE_SECONDS=str(LEASE_SECONDS),
+    )
     log_path = tmp_path / "worker.log"
-    with open(log_path, "w") as log:
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "marketplace", "worker", "--pool", "prefork",
-             "--concurrency", "1", "--without-heartbeat", "--without-gossip", "--without-mingle",
-             "--loglevel", "info"],
-            cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    worker = start_celery_worker(env, log_path, pool="prefork")  # prefork: a child to kill
     try:
-        wait_until(lambda: "ready." in log_path.read_text(), 60, "the worker to start")
         subprocess.run(
             [sys.executable, "manage.py", "relay_outbox", "--once"],
             cwd=PROJECT_DIR, env=env, check=True, capture_output=True, timeout=60,
@@ -171,11 +161,7 @@ def test_a_worker_killed_mid_send_still_delivers_every_notification_once(
         mail.wait_for(6, timeout=60)
         time.sleep(1)  # anything sent twice would arrive now
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_process(worker)
 
     assert "WorkerLostError" in log_path.read_text() or "SIGKILL" in log_path.read_text()
     assert sorted(mail.accepted) == sorted(titles)  # each exactly once
