@@ -8,7 +8,6 @@ from attachments.api import AttachmentOut
 
 from . import selectors, services
 from .payloads import conversation_payload, label_payload, message_payload, panel_payload
-from .services.limits import ensure_send_rate
 
 router = Router(tags=["inbox"])
 
@@ -238,12 +237,12 @@ def file_conversations(request, payload: ActionIn):
 @router.post("/conversations", response={201: ConversationOut, 200: ConversationOut})
 def start_conversation(request, payload: StartConversationIn):
     """Write to a user: opens the conversation with them (or reuses it) and sends `body`."""
-    ensure_send_rate(sender=request.user, client_id=payload.client_id)
     conversation, _message, created = services.start_conversation(
         sender=request.user,
         recipient_username=payload.recipient,
         body=payload.body,
         client_id=payload.client_id,
+        rate_limited=True,
     )
     membership = selectors.conversation_for_user(
         user=request.user, conversation_id=conversation.pk, details=True
@@ -321,13 +320,13 @@ def list_messages(request, conversation_id: int, query: Query[PageQuery]):
 def send_message(request, conversation_id: int, payload: SendMessageIn):
     """Send a message. 201 when stored now, 200 when `client_id` was already sent (the original)."""
     membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
-    ensure_send_rate(sender=request.user, client_id=payload.client_id)
     message, created = services.send_message(
         sender=request.user,
         conversation=membership.conversation,
         body=payload.body,
         client_id=payload.client_id,
         reply_to_id=payload.reply_to,
+        rate_limited=True,
         attachment_ids=payload.attachments,
     )
     return Status(201 if created else 200, message_payload(message))

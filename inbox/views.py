@@ -22,7 +22,6 @@ from orders import selectors as orders_selectors
 from . import selectors, services
 from .payloads import membership_state
 from .search import search_messages
-from .services.limits import ensure_send_rate
 
 
 def _error_json(exc: DomainError) -> JsonResponse:
@@ -358,7 +357,6 @@ def send(request, conversation_id):
     raw_reply_to = request.POST.get("reply_to") or None
     client_id = _parse_client_id(request.POST.get("client_id"))
     try:
-        ensure_send_rate(sender=request.user, client_id=client_id)
         message, _created = services.send_message(
             sender=request.user,
             conversation=membership.conversation,
@@ -368,6 +366,7 @@ def send(request, conversation_id):
             reply_to_id=(_parse_row_id(raw_reply_to) or 0) if raw_reply_to else None,
             # Ids no upload can have are refused by the service like anyone else's.
             attachment_ids=[_parse_row_id(raw) or 0 for raw in request.POST.getlist("attachments")[:50]],
+            rate_limited=True,
         )
     except DomainError as exc:
         return _error_json(exc)
@@ -412,12 +411,12 @@ def new_conversation(request):
         body = request.POST.get("body", "")
         client_id = _parse_client_id(request.POST.get("client_id"))
         try:
-            ensure_send_rate(sender=request.user, client_id=client_id)
             conversation, _message, _created = services.start_conversation(
                 sender=request.user,
                 recipient_username=recipient.username,
                 body=body,
                 client_id=client_id,
+                rate_limited=True,
             )
         except DomainError as exc:
             context.update(

@@ -23,7 +23,6 @@ from attachments.views import upload_context
 from inbox import selectors as inbox_selectors
 from inbox import services as inbox_services
 from inbox.presence import online_user_ids
-from inbox.services.limits import ensure_send_rate
 from inbox.views import remember_thread_hint
 from marketplace.accounts.selectors import current_away, public_profile
 from marketplace.errors import DomainError, InvalidInput, NotFound
@@ -739,7 +738,6 @@ def order_send(request, number):
     try:
         # An id no message can have is refused by the service like any foreign one.
         reply_to_id = (_row_id(raw_reply_to) or 0) if raw_reply_to else None
-        ensure_send_rate(sender=request.user, client_id=client_id)
         message, _created = inbox_services.send_message(
             sender=request.user,
             conversation=membership.conversation,
@@ -749,6 +747,7 @@ def order_send(request, number):
             order=order,
             # Ids no upload can have are refused by the service like anyone else's.
             attachment_ids=[_row_id(raw) or 0 for raw in request.POST.getlist("attachments")[:50]],
+            rate_limited=True,
         )
     except DomainError as exc:
         return JsonResponse({"error": exc.code, "detail": exc.detail}, status=exc.status)

@@ -30,6 +30,7 @@ from ..payloads import message_payload
 from ..presence import online_user_ids
 from ..selectors import auto_reply_due
 from .filing import announce_states
+from .limits import ensure_send_rate
 
 logger = logging.getLogger(__name__)
 
@@ -100,9 +101,16 @@ def get_or_create_conversation(*, user, other_user) -> Conversation:
 
 
 def start_conversation(
-    *, sender, recipient_username: str, body: str, client_id: uuid.UUID | None = None
+    *,
+    sender,
+    recipient_username: str,
+    body: str,
+    client_id: uuid.UUID | None = None,
+    rate_limited: bool = False,
 ) -> tuple[Conversation, Message, bool]:
-    """Open (or reuse) the conversation with a user and send the first message into it."""
+    """Open (or reuse) the conversation with a user and send the first message into it.
+    `rate_limited`: a person sending (not a seed or an automatic message): counted against
+    MESSAGE_RATE_PER_MINUTE unless it is a retry of a stored message."""
     validate_message_body(body)
     ensure_can_send(sender)
     recipient = (
@@ -126,6 +134,8 @@ def start_conversation(
                     code="client_id_reused",
                 )
             return replayed.conversation, replayed, False
+    if rate_limited:
+        ensure_send_rate(sender=sender)
     existing = Conversation.objects.filter(
         user_low_id=min(sender.pk, recipient.pk), user_high_id=max(sender.pk, recipient.pk)
     ).first()
@@ -148,9 +158,11 @@ def send_message(
     reply_to_id: int | None = None,
     order=None,
     attachment_ids: list[int] | None = None,
+    rate_limited: bool = False,
 ) -> tuple[Message, bool]:
     """Store a message and tell both participants. Idempotent on (sender, client_id): a retry
-    returns the message the first attempt stored, and `created` is False. `reply_to_id` quotes
+    returns the message the first attempt stored, and `created` is False; `rate_limited` counts
+    a send that is not such a retry against MESSAGE_RATE_PER_MINUTE (a person sending). `reply_to_id` quotes
     an earlier message of the same conversation. `order` (one of this conversation's orders, as
     the order page writes) tags the message with it; by default an open order tags it.
     `attachment_ids`: uploads of the sender's (attachments app) that the message carries; with
@@ -164,6 +176,8 @@ def send_message(
     existing = _replayed_message(sender=sender, client_id=client_id, conversation=conversation)
     if existing is not None:
         return existing, False
+    if rate_limited:
+        ensure_send_rate(sender=sender)
     recipient = _other_participant(conversation, sender)
     moderation_rules.ensure_may_write(sender=sender, recipient=recipient, conversation=conversation)
     verdict = moderation_scan(body, sender=sender, recipient=recipient) if body else Verdict()
