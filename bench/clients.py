@@ -9,6 +9,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import random
 import socket
 import struct
 import time
@@ -120,6 +121,7 @@ class ResumingClient:
         self.reader: asyncio.Task | None = None
         self.pool: HttpPool | None = None
         self.errors: collections.Counter = collections.Counter()
+        self.connects = 0
 
     # What a subclass records.
     def on_frame(self, event: dict, arrived_ns: int) -> None:
@@ -154,12 +156,35 @@ class ResumingClient:
             await ws.close()
             raise RuntimeError(f"first frame was {hello.get('type')!r}, not hello")
         self.ws, self.pool = ws, pool
+        self.connects += 1
         self.reader = asyncio.create_task(self._read(ws))
         if self.cursor is None:
             self.cursor = hello["cursor"]
         else:
             self.catch_up()
         return elapsed
+
+    async def keep_connected(
+        self, ws_url: str, pool: HttpPool, *, timeout: float = 5, connected: asyncio.Event | None = None
+    ) -> None:
+        """Stay connected as the page does: after a drop or a failed attempt, connect again after
+        min(30 s, 0.5 s x 2^n) with jitter, resuming from the cursor. Runs until cancelled."""
+        failures = 0
+        while True:
+            try:
+                await self.connect(ws_url, pool, timeout=timeout)
+                failures = 0
+                if connected is not None:
+                    connected.set()
+                await self.reader
+                self.errors[f"closed {self.ws.close_code}"] += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.errors[type(exc).__name__] += 1
+            self.ws = self.reader = None
+            failures += 1
+            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)) * (0.5 + random.random() / 2))
 
     async def close(self) -> None:
         if self.ws is not None:

@@ -28,7 +28,6 @@ import collections
 import contextlib
 import json
 import os
-import random
 import secrets
 import shutil
 import sys
@@ -38,6 +37,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from bench.clients import Deployment, ResumingClient, create_pairs
 from bench.faultproxy import FaultProxy
 from bench.stack import (
     CELERY,
@@ -49,7 +49,6 @@ from bench.stack import (
     bench_env,
     log,
     machine_info,
-    make_bench_users,
     manage,
     redact,
     setup_django,
@@ -73,117 +72,36 @@ def now_ns() -> int:
 # ---- Clients -------------------------------------------------------------------------------------
 
 
-class ResumingClient:
-    """One user's tab: a socket that reconnects with backoff and resumes from its cursor."""
+class Tab(ResumingClient):
+    """One user's tab (bench.clients.ResumingClient, staying connected like the page), counting
+    what it applied per message and when live message frames arrived."""
 
-    def __init__(self, run: Run, user_id: int, username: str, token: str, server: int):
-        self.run, self.user_id, self.username, self.token, self.server = run, user_id, username, token, server
-        self.cursor: int | None = None
+    def __init__(self, user: dict, server: int):
+        super().__init__(user["id"], user["username"], user["token"], server)
         self.applied: dict[int, int] = {}  # message id -> times applied (message.created)
         self.live_frames_ns: list[int] = []  # arrival of message.created frames on the socket
-        self.connects = 0
-        self.errors: collections.Counter = collections.Counter()
-        self.queued: list[dict] = []
-        self.catching_up: asyncio.Task | None = None
         self.ready = asyncio.Event()
         self.task: asyncio.Task | None = None
 
-    def start(self) -> None:
-        self.task = asyncio.create_task(self._loop())
+    def on_frame(self, event: dict, arrived_ns: int) -> None:
+        if event.get("type") == "message.created" and event.get("cursor") is not None:
+            self.live_frames_ns.append(arrived_ns)
+
+    def on_apply(self, event: dict, via: str) -> None:
+        if event.get("type") == "message.created":
+            message_id = event["message"]["id"]
+            self.applied[message_id] = self.applied.get(message_id, 0) + 1
+
+    def start(self, deployment: Deployment) -> None:
+        url, pool = deployment.route(self)
+        self.task = asyncio.create_task(self.keep_connected(url, pool, connected=self.ready))
 
     async def stop(self) -> None:
         if self.task:
             self.task.cancel()
             with contextlib.suppress(BaseException):
                 await self.task
-
-    async def _loop(self) -> None:
-        import websockets
-
-        failures = 0
-        url = self.run.urls[self.server].replace("http", "ws", 1) + "/ws/events/"
-        while True:
-            try:
-                async with websockets.connect(
-                    url,
-                    additional_headers={"Authorization": f"Bearer {self.token}"},
-                    open_timeout=5,
-                    ping_interval=None,
-                    max_queue=None,
-                ) as ws:
-                    hello = json.loads(await asyncio.wait_for(ws.recv(), 5))
-                    if hello.get("type") != "hello":
-                        raise RuntimeError(f"first frame {hello.get('type')}")
-                    self.connects += 1
-                    failures = 0
-                    if self.cursor is None:
-                        self.cursor = hello["cursor"]
-                    else:
-                        self.catch_up()
-                    self.ready.set()
-                    async for raw in ws:
-                        event = json.loads(raw)
-                        if event.get("cursor") is None:
-                            continue
-                        if event.get("type") == "message.created":
-                            self.live_frames_ns.append(now_ns())
-                        self.receive(event)
-                    self.errors[f"closed {ws.close_code}"] += 1
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.errors[type(exc).__name__] += 1
-            failures += 1
-            # live.js: min(30 s, 0.5 s * 2^n), with jitter.
-            await asyncio.sleep(min(30.0, 0.5 * 2 ** min(failures, 6)) * (0.5 + random.random() / 2))
-
-    def receive(self, event: dict) -> None:
-        if self.catching_up is not None:
-            self.queued.append(event)
-        elif event["cursor"] > self.cursor + 1:
-            self.queued.append(event)  # a gap: fetch what is missing
-            self.catch_up()
-        else:
-            self.apply(event)
-
-    def apply(self, event: dict) -> None:
-        if event["cursor"] <= self.cursor:
-            return  # already applied: dropped, as live.js does
-        self.cursor = event["cursor"]
-        if event.get("type") == "message.created":
-            message_id = event["message"]["id"]
-            self.applied[message_id] = self.applied.get(message_id, 0) + 1
-
-    def catch_up(self) -> asyncio.Task:
-        if self.catching_up is None:
-            self.catching_up = asyncio.create_task(self._catch_up())
-        return self.catching_up
-
-    async def _catch_up(self) -> None:
-        try:
-            for _try in range(30):  # a refused fetch is tried again, as live.js does after a backoff
-                try:
-                    response = await self.run.http[self.server].get(
-                        "/api/v1/events", params={"since": self.cursor}, headers=self.auth, timeout=10
-                    )
-                except Exception as exc:
-                    self.errors[f"events {type(exc).__name__}"] += 1
-                    await asyncio.sleep(1)
-                    continue
-                if response.status_code != 200:
-                    self.errors[f"events {response.status_code}"] += 1
-                    await asyncio.sleep(1)
-                    continue
-                page = response.json()
-                for event in page["items"]:
-                    self.apply(event)
-                if page["next_cursor"] is None:
-                    return
-        finally:
-            self.catching_up = None
-            queued, self.queued = sorted(self.queued, key=lambda e: e["cursor"]), []
-            for event in queued:
-                self.apply(event)
+        await self.close()
 
     @property
     def auth(self) -> dict:
@@ -269,31 +187,6 @@ async def offer_load(run: Run, pairs: list[dict], rate: float, seconds: float, t
 
 
 # ---- Setup and checks (Django in this process, reaching the services directly) -------------------
-
-
-def create_pairs(count: int, run_tag: str) -> list[tuple]:
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from inbox import services
-    from marketplace.accounts.models import User
-
-    buyers = make_bench_users(count, run_tag, prefix="fb")
-    sellers = make_bench_users(count, run_tag, prefix="fs", seller=True)
-    # Month-old accounts: the new-account anti-spam rules would hold a benchmark's bursts.
-    joined = timezone.now() - timedelta(days=30)
-    User.objects.filter(pk__in=[u.pk for u, _t in buyers + sellers]).update(date_joined=joined)
-    out = []
-    for (buyer, buyer_token), (seller, seller_token) in zip(buyers, sellers, strict=True):
-        buyer.date_joined = joined
-        conversation, _message, _created = services.start_conversation(
-            sender=buyer, recipient_username=seller.username, body="Hello, is this still available?"
-        )
-        out.append(
-            (buyer.pk, buyer.username, buyer_token, seller.pk, seller.username, seller_token, conversation.pk)
-        )
-    return out
 
 
 def database_state(conversation_ids: list[int], after_id: int) -> dict:
@@ -384,8 +277,8 @@ async def scenario(name: str, args) -> dict:
         scratch=scratch, group=group, env=env,
     )  # fmt: skip
     report: dict = {"scenario": name, "service": service, "machine": machine_info()}
-    clients: list[ResumingClient] = []
-    run = None
+    clients: list[Tab] = []
+    run = deployment = None
     try:
         servers = asyncio.create_task(start_servers(ctx, 2))
         worker = group.start(
@@ -393,20 +286,21 @@ async def scenario(name: str, args) -> dict:
         )
         relay = group.start("relay", [PYTHON, "manage.py", "relay_outbox"], env)
         await asyncio.to_thread(setup_django, direct_env)
-        created = await asyncio.to_thread(create_pairs, args.pairs, run_tag)
+        created = await asyncio.to_thread(create_pairs, args.pairs, run_tag, prefix="f")
         servers = await servers
         run = Run([url for url, _process in servers.values()])
+        deployment = Deployment(servers)
         processes = {n: p for n, (_u, p) in servers.items()} | {"worker": worker, "relay": relay}
         pairs = []
-        for index, (b_id, b_name, b_token, s_id, s_name, s_token, conv) in enumerate(created):
+        for index, (buyer_user, seller_user, conv) in enumerate(created):
             # Buyers on one process, sellers on the other: every message crosses through Redis.
-            buyer = ResumingClient(run, b_id, b_name, b_token, index % 2)
-            seller = ResumingClient(run, s_id, s_name, s_token, (index + 1) % 2)
+            buyer = Tab(buyer_user, index % 2)
+            seller = Tab(seller_user, (index + 1) % 2)
             offline = index < args.offline
             pairs.append({"index": index, "conv": conv, "buyer": buyer, "seller": seller, "offline": offline})
             clients += [buyer] if offline else [buyer, seller]
         for client in clients:
-            client.start()
+            client.start(deployment)
         await asyncio.wait_for(asyncio.gather(*(c.ready.wait() for c in clients)), 60)
         await asyncio.sleep(3)  # the opening messages' tasks and notifications settle
         after_id = await asyncio.to_thread(last_message_id)
@@ -452,6 +346,8 @@ async def scenario(name: str, args) -> dict:
             await client.stop()
         if run is not None:
             await run.close()
+        if deployment is not None:
+            deployment.close()
         group.stop_all()
         for proxy in proxies.values():
             proxy.stop()
