@@ -22,11 +22,11 @@ from outbox.services import enqueue_task
 
 from .models import Attachment
 from .storage import PART_SALT, UploadIncomplete, blob_store
+from .thumbnails import DECODER_FOR_TYPE
 
 SNIFF_BYTES = 8192
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 MAX_PARTS = 10_000  # S3's limit for one multipart upload
-THUMBNAIL_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 # Types a browser would run or render as a page. None is allowed by default; should
 # ATTACHMENT_ALLOWED_TYPES admit one, its downloads still go out as plain bytes.
 ACTIVE_TYPES = frozenset(
@@ -134,7 +134,7 @@ def _finish(attachment: Attachment) -> Attachment:
     attachment.size, attachment.content_type, attachment.status = size, sniffed, Attachment.Status.READY
     attachment.upload_id = ""
     attachment.save(update_fields=["size", "content_type", "status", "upload_id"])
-    if sniffed in THUMBNAIL_TYPES:
+    if sniffed in DECODER_FOR_TYPE:
         enqueue_task("attachments.make_thumbnail", attachment.pk)
     return attachment
 

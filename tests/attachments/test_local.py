@@ -26,9 +26,10 @@ ELF = b"\x7fELF\x02\x01\x01\x00" + b"\x00" * 8 + b"\x02\x00\x3e\x00" + b"\x00" *
 MiB = 1024 * 1024
 
 
-def png_bytes(size=(640, 480)) -> bytes:
+def png_bytes(size=(640, 480), image_format="PNG") -> bytes:
+    """A real image, PNG unless `image_format` names another of Pillow's formats."""
     output = io.BytesIO()
-    Image.new("RGB", size, (200, 30, 30)).save(output, format="PNG")
+    Image.new("RGB", size, (200, 30, 30)).save(output, format=image_format)
     return output.getvalue()
 
 

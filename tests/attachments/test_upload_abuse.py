@@ -17,7 +17,16 @@ import httpx
 import pytest
 
 from attachments.models import Attachment
-from tests.attachments.test_local import PDF, assert_refused, content, put_file, send, stored_files, upload
+from tests.attachments.test_local import (
+    PDF,
+    assert_refused,
+    content,
+    png_bytes,
+    put_file,
+    send,
+    stored_files,
+    upload,
+)
 from tests.attachments.test_s3 import Api as BucketApi
 from tests.attachments.test_s3 import bucket, moto_endpoint, operator_client, put_part, query  # noqa: F401
 from tests.factories import bearer_headers, buyer_opens_conversation
@@ -170,6 +179,25 @@ def test_a_pixel_flood_gets_no_thumbnail_and_costs_no_memory(
     assert send(client, buyer, conversation, [attachment.pk]).status_code == 201
     response = download(client, seller, attachment.pk)
     assert response["Content-Type"] == "image/png" and content(response) == data
+
+
+def test_the_thumbnailer_decodes_a_file_only_as_its_sniffed_type(
+    client, buyer, conversation, media_root, django_capture_on_commit_callbacks
+):
+    """Pillow has decoders for many formats (PSD, EPS, ...); the thumbnailer hands a file only to
+    the one for the type it was sniffed as, so a mislabelled file gets no thumbnail."""
+    from attachments.thumbnails import make_thumbnail
+
+    with django_capture_on_commit_callbacks(execute=True):
+        uploaded = upload(client, buyer, conversation, "anim.gif", png_bytes((64, 48), image_format="GIF"))
+    attachment = Attachment.objects.get(pk=uploaded["id"])
+    assert attachment.content_type == "image/gif" and attachment.thumbnail_key
+
+    Attachment.objects.filter(pk=attachment.pk).update(content_type="image/png", thumbnail_key="")
+    assert make_thumbnail(attachment_id=attachment.pk) == ""
+    Attachment.objects.filter(pk=attachment.pk).update(content_type="image/vnd.adobe.photoshop")
+    assert make_thumbnail(attachment_id=attachment.pk) == ""
+    assert Attachment.objects.get(pk=attachment.pk).thumbnail_key == ""
 
 
 # --- size --------------------------------------------------------------------------------------
