@@ -4,6 +4,7 @@ the writing process dies right after the commit, or Redis is down when it tries.
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -193,3 +194,43 @@ def test_what_a_rolled_back_transaction_wrote_is_never_published(buyer, seller):
 
     assert not Entry.objects.exists()  # ...and gone with it
     assert not Message.objects.filter(body="never mind").exists()
+
+
+def test_what_one_transaction_wrote_is_published_in_one_claim(buyer, seller):
+    """A send writes several entries (its pushes, the seller's bell, tasks); after the commit
+    they are claimed, published and deleted together, not one round trip each."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    conversation = buyer_opens_conversation(buyer, seller)
+    with CaptureQueriesContext(connection) as queries:
+        send_message(sender=buyer, conversation=conversation, body="are you free tomorrow?")
+
+    statements = [q["sql"] for q in queries.captured_queries]
+    commit = statements.index("COMMIT")
+    written = sum(1 for sql in statements[:commit] if sql.startswith('INSERT INTO "outbox_entry"'))
+    claims = [sql for sql in statements if sql.startswith("UPDATE outbox_entry")]
+    assert written >= 3
+    # The first statement after the commit claims them all. (The tasks run eagerly in tests,
+    # inside the publishing, and what they write is claimed after.)
+    assert statements[commit + 1] == claims[0]
+    assert re.search(r"AND id IN \(([\d, ]+)\)", claims[0]).group(1).count(",") + 1 == written
+    assert not Entry.objects.exists()
+
+
+def test_entries_of_a_rolled_back_savepoint_are_dropped_and_the_rest_published(buyer, seller):
+    from django.db import transaction
+
+    conversation = buyer_opens_conversation(buyer, seller)
+    with transaction.atomic():
+        kept, _ = send_message(sender=buyer, conversation=conversation, body="this one stays")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            send_message(sender=buyer, conversation=conversation, body="this one is taken back")
+            raise RuntimeError
+        assert Entry.objects.exists()
+
+    assert not Entry.objects.exists()  # what survived was published after the commit
+    assert list(Message.objects.filter(conversation=conversation).values_list("body", flat=True)) == [
+        "Hi, is your gig available?",
+        "this one stays",
+    ]
