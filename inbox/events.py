@@ -8,10 +8,10 @@ GET /api/v1/events?since=<cursor>.
 
 import logging
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection
 
+from marketplace.layer_sends import run_layer_sends
 from outbox.services import enqueue_group_sends
 
 from .models import Event, EventLogHead
@@ -72,7 +72,7 @@ def push_live(pushes: list[tuple[int, dict]]) -> None:
             await layer.group_send(user_group(user_id), {"type": "event.forward", "event": event})
 
     try:
-        async_to_sync(send_all)()
+        run_layer_sends(layer, send_all)
     except Exception:
         logger.exception("real-time push failed; clients will catch up from the event log")
 

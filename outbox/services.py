@@ -16,12 +16,13 @@ import time
 from datetime import timedelta
 from functools import partial
 
-from asgiref.sync import async_to_sync
 from celery import current_app
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
+
+from marketplace.layer_sends import run_layer_sends
 
 from .models import Entry
 
@@ -150,7 +151,7 @@ def _send_to_layer(entries: list[Entry]) -> tuple[int, str]:
             sent += 1
 
     try:
-        async_to_sync(send_all)()
+        run_layer_sends(layer, send_all)
     except Exception as error:
         logger.warning("channel layer unreachable; %s outbox entries wait for the relay", len(entries) - sent)
         return sent, f"channel layer: {error!r}"
