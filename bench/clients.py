@@ -32,24 +32,36 @@ class HttpPool:
         self, method: str, path: str, token: str, body: bytes = b"", timeout: float = 300
     ) -> tuple[int, bytes]:
         async with self.slots:
-            connection = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-            reader, writer = connection
-            head = (
-                f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n\r\n"
-            )
-            try:
-                writer.write(head.encode() + body)
-                status, data, keep = await asyncio.wait_for(read_response(reader), timeout)
-            except BaseException:
-                writer.close()
-                raise
-            if keep:
-                self.idle.append(connection)
-            else:
-                writer.close()
-            return status, data
+            if self.idle:
+                try:
+                    return await self._exchange(self.idle.pop(), method, path, token, body, timeout)
+                except (asyncio.IncompleteReadError, ConnectionResetError, BrokenPipeError) as exc:
+                    if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                        raise
+                    # The server closed this kept-alive connection while it sat idle, and no
+                    # answer began: sent again on a new one, as HTTP clients do. (Our POSTs carry
+                    # a client_id, so a request that did arrive is answered with the original.)
+            connection = await asyncio.open_connection(self.host, self.port)
+            return await self._exchange(connection, method, path, token, body, timeout)
+
+    async def _exchange(self, connection, method, path, token, body, timeout) -> tuple[int, bytes]:
+        reader, writer = connection
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        try:
+            writer.write(head.encode() + body)
+            status, data, keep = await asyncio.wait_for(read_response(reader), timeout)
+        except BaseException:
+            writer.close()
+            raise
+        if keep:
+            self.idle.append(connection)
+        else:
+            writer.close()
+        return status, data
 
     def close(self) -> None:
         for _reader, writer in self.idle:
