@@ -479,7 +479,8 @@ def test_a_send_is_pushed_to_both_users_only_after_commit(
 def test_a_read_is_pushed_after_commit(
     channel_layer, buyer, seller, conversation, django_capture_on_commit_callbacks
 ):
-    message = send(buyer, conversation, "did you see this?")
+    with django_capture_on_commit_callbacks(execute=True):  # the send commits (and publishes) first
+        message = send(buyer, conversation, "did you see this?")
     buyer_tab = listen(channel_layer, buyer)
 
     with django_capture_on_commit_callbacks(execute=True):

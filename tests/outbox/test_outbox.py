@@ -223,7 +223,7 @@ def test_entries_of_a_rolled_back_savepoint_are_dropped_and_the_rest_published(b
 
     conversation = buyer_opens_conversation(buyer, seller)
     with transaction.atomic():
-        kept, _ = send_message(sender=buyer, conversation=conversation, body="this one stays")
+        send_message(sender=buyer, conversation=conversation, body="this one stays")
         with pytest.raises(RuntimeError), transaction.atomic():
             send_message(sender=buyer, conversation=conversation, body="this one is taken back")
             raise RuntimeError
