@@ -55,11 +55,14 @@ bench: install
 bench-quick: install
 	$(BIN)/python -m bench all --quick
 
-# The API fuzzer of CI (tests/security/test_api_fuzz.py) at length: more examples per operation,
-# and the coverage phase (every boundary of every parameter). Takes several minutes.
+# The API fuzzers of CI at length: tests/security/test_api_fuzz.py with more examples per
+# operation and the coverage phase (every boundary of every parameter), then the stateful one
+# against a running daphne (tests/security/test_api_stateful.py) with more sequences. Takes
+# several minutes.
 .PHONY: fuzz
 fuzz: install
 	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_COVERAGE=1 $(BIN)/python -m pytest tests/security/test_api_fuzz.py -q
+	FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-100} $(BIN)/python -m pytest tests/security/test_api_stateful.py -q
 
 clean:
 	rm -rf $(VENV) .pytest_cache staticfiles

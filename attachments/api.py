@@ -1,10 +1,12 @@
 """Attachments over the API: upload (PUT through the server, or multipart straight to the
 bucket), the file's details, download, thumbnail."""
 
+from django.conf import settings
 from django.http import FileResponse, HttpResponseRedirect
-from ninja import Field, Router, Schema, Status
+from ninja import Field, Query, Router, Schema, Status
 
 from inbox import selectors as inbox_selectors
+from marketplace.api_inputs import BodyIn, JsonInt, declared
 from marketplace.errors import InvalidInput, NotFound
 
 from . import selectors, services
@@ -34,8 +36,38 @@ def _request_chunks(request):
         yield chunk
 
 
-@router.put("/conversations/{int:conversation_id}/attachments", response={201: AttachmentOut})
-def upload(request, conversation_id: int, name: str):
+# invalid_name (services.clean_name)
+FILE_NAME = {"minLength": 1, "maxLength": services.NAME_MAX, "pattern": services.NAME_PATTERN}
+# empty_file, file_too_large
+FILE_SIZE = {"minimum": 1, "maximum": settings.ATTACHMENT_MAX_BYTES}
+
+
+class UploadQuery(Schema):
+    name: str = declared(description="The file's name as the user sees it", **FILE_NAME)
+
+
+# The bytes themselves: their type is sniffed and checked (403 file_type_not_allowed).
+RAW_FILE_BODY = {
+    "required": True,
+    "content": {
+        "application/octet-stream": {
+            "schema": {
+                "type": "string",
+                "format": "binary",
+                "minLength": 1,
+                "maxLength": settings.ATTACHMENT_PART_BYTES,
+            }
+        }
+    },
+}
+
+
+@router.put(
+    "/conversations/{int:conversation_id}/attachments",
+    response={201: AttachmentOut},
+    openapi_extra={"requestBody": RAW_FILE_BODY},
+)
+def upload(request, conversation_id: int, query: Query[UploadQuery]):
     """The file is the request body (Content-Length required), streamed to storage; `name` is
     its name as the user sees it. Send it with a message by id (`attachments`)."""
     membership = _membership(request, conversation_id)
@@ -46,16 +78,16 @@ def upload(request, conversation_id: int, name: str):
     attachment = services.upload_stream(
         user=request.user,
         conversation=membership.conversation,
-        name=name,
+        name=query.name,
         size=size,
         chunks=_request_chunks(request),
     )
     return Status(201, attachment_payload(attachment))
 
 
-class UploadIn(Schema):
-    name: str = Field(max_length=1000)
-    size: int
+class UploadIn(BodyIn):
+    name: str = Field(max_length=1000, json_schema_extra=FILE_NAME)
+    size: JsonInt = declared(description="Bytes", **FILE_SIZE)
     content_type: str = Field("", max_length=200)
 
 
@@ -87,8 +119,15 @@ def start_upload(request, conversation_id: int, payload: UploadIn):
     )
 
 
-class PartsIn(Schema):
-    part_numbers: list[int] = Field(max_length=10_000)
+# A part number names one of the upload's `part_count` parts (409 invalid_part past them).
+PART_NUMBER = {"minimum": 1, "maximum": services.MAX_PARTS}
+
+
+class PartsIn(BodyIn):
+    part_numbers: list[JsonInt] = Field(
+        max_length=services.MAX_PARTS,
+        json_schema_extra={"minItems": 1, "items": {"type": "integer", **PART_NUMBER}},
+    )
 
 
 class PartsOut(Schema):
@@ -104,13 +143,13 @@ def sign_parts(request, attachment_id: int, payload: PartsIn):
     }
 
 
-class CompletedPart(Schema):
-    part_number: int
+class CompletedPart(BodyIn):
+    part_number: JsonInt = declared(**PART_NUMBER)
     etag: str = Field(max_length=200)
 
 
-class CompleteIn(Schema):
-    parts: list[CompletedPart] = Field(max_length=10_000)
+class CompleteIn(BodyIn):
+    parts: list[CompletedPart] = Field(max_length=services.MAX_PARTS)
 
 
 @router.post("/uploads/{int:attachment_id}/complete", response=AttachmentOut)

@@ -17,7 +17,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import get_valid_filename
 
-from marketplace.errors import Conflict, Forbidden, Gone, InvalidInput, NotFound
+from marketplace.errors import Conflict, DomainError, Forbidden, Gone, InvalidInput, NotFound
+from marketplace.patterns import SPACE
 from outbox.services import enqueue_task
 
 from .models import Attachment
@@ -26,6 +27,17 @@ from .thumbnails import DECODER_FOR_TYPE
 
 SNIFF_BYTES = 8192
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+NAME_MAX = 255
+# What clean_name accepts, as a JSON Schema pattern for the API (with maxLength NAME_MAX): no
+# control or bidi characters, `/` or `\`; not only spaces; once the spaces around are dropped,
+# not "." nor starting with "..". tests/test_api_schema.py checks that the two agree.
+_REFUSED = r"\x00-\x1f\x7f/\\\u200e\u200f\u202a-\u202e\u2066-\u2069"
+NAME_PATTERN = (
+    rf"^[{SPACE}]*"  # spaces around are dropped
+    rf"(?:[^{SPACE}.{_REFUSED}][^{_REFUSED}]*"  # then a first character that is no dot,
+    rf"|\.(?!\.)[^{_REFUSED}]*[^{SPACE}{_REFUSED}][^{_REFUSED}]*)"  # or one dot and more
+    rf"[{SPACE}]*$"
+)
 MAX_PARTS = 10_000  # S3's limit for one multipart upload
 # Types a browser would run or render as a page. None is allowed by default; should
 # ATTACHMENT_ALLOWED_TYPES admit one, its downloads still go out as plain bytes.
@@ -52,11 +64,11 @@ def clean_name(name) -> str:
     255 characters, NUL or other control characters, path separators or '..' parts."""
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("Give the file a name.", code="invalid_name")
-    name = name.strip()
-    if len(name) > 255:
+    if len(name) > NAME_MAX:  # as sent: the limit a client sees
         raise InvalidInput(
-            f"A file name is at most 255 characters; this one has {len(name)}.", code="invalid_name"
+            f"A file name is at most {NAME_MAX} characters; this one has {len(name)}.", code="invalid_name"
         )
+    name = name.strip()
     if any(ord(character) < 32 or ord(character) == 127 or character in BIDI_CONTROLS for character in name):
         # Bidirectional overrides can disguise an extension ("photo\u202egpj.exe").
         raise InvalidInput("A file name cannot contain control characters.", code="invalid_name")
@@ -95,11 +107,13 @@ def sniff_type(head: bytes) -> str:
 
 
 def _check_type(name: str, sniffed: str) -> None:
+    # Refused by a rule on the content, as moderation refuses a text (403 text_refused): the
+    # request itself was well formed.
     if sniffed not in settings.ATTACHMENT_ALLOWED_TYPES:
-        raise InvalidInput(f"Files of type {sniffed} cannot be sent.", code="file_type_not_allowed")
+        raise Forbidden(f"Files of type {sniffed} cannot be sent.", code="file_type_not_allowed")
     named, _encoding = mimetypes.guess_type(name, strict=False)
     if named and named.split("/")[0] != sniffed.split("/")[0] and sniffed not in ("application/zip",):
-        raise InvalidInput(
+        raise Forbidden(
             f"“{name}” is named like {named} but its content is {sniffed}.", code="file_type_mismatch"
         )
 
@@ -123,12 +137,12 @@ def _finish(attachment: Attachment) -> Attachment:
     try:
         size = _check_size(store.size(attachment.key))
         if attachment.size and size != attachment.size:
-            raise InvalidInput(
+            raise Conflict(
                 f"The upload has {size:,} bytes, not the {attachment.size:,} announced.", code="size_mismatch"
             )
         sniffed = sniff_type(store.head(attachment.key, SNIFF_BYTES))
         _check_type(attachment.name, sniffed)
-    except InvalidInput:
+    except DomainError:
         _discard(attachment)
         raise
     attachment.size, attachment.content_type, attachment.status = size, sniffed, Attachment.Status.READY
@@ -206,8 +220,10 @@ def _part_count(size: int) -> int:
 def sign_parts(*, user, attachment_id, part_numbers) -> dict[int, str]:
     attachment = _own_upload(user=user, attachment_id=attachment_id)
     part_count = _part_count(attachment.size)
-    if not part_numbers or any(not isinstance(n, int) or not 1 <= n <= part_count for n in part_numbers):
+    if not part_numbers or any(not isinstance(n, int) or n < 1 for n in part_numbers):
         raise InvalidInput(f"Part numbers go from 1 to {part_count}.", code="invalid_part")
+    if any(n > part_count for n in part_numbers):  # past this upload's own parts
+        raise Conflict(f"Part numbers go from 1 to {part_count}.", code="invalid_part")
     store = blob_store()
     return {n: store.sign_part(attachment.key, attachment.upload_id, n) for n in sorted(set(part_numbers))}
 
@@ -240,7 +256,7 @@ def complete_upload(*, user, attachment_id, parts: list[tuple[int, str]]) -> Att
     if missing:
         # S3 would assemble the parts listed (1 and 3 without 2) into a shorter file, which the
         # size check then deletes, upload and all. Refused first: the upload stays resumable.
-        raise InvalidInput(
+        raise Conflict(
             f"The upload is missing parts {', '.join(map(str, missing[:20]))}: send them, then complete.",
             code="upload_incomplete",
             missing_parts=missing,
@@ -249,7 +265,7 @@ def complete_upload(*, user, attachment_id, parts: list[tuple[int, str]]) -> Att
     try:
         store.complete_upload(attachment.key, attachment.upload_id, sorted(parts))
     except UploadIncomplete as exc:
-        raise InvalidInput(
+        raise Conflict(
             "The upload could not be completed: a part is missing or its ETag is wrong. Send the missing "
             "parts again, then complete.",
             code="upload_incomplete",
@@ -273,7 +289,7 @@ def claim_for_message(*, sender, conversation, attachment_ids) -> list[Attachmen
     if not attachment_ids:
         return []
     ids = list(dict.fromkeys(attachment_ids))
-    if len(ids) > settings.ATTACHMENTS_PER_MESSAGE:
+    if len(attachment_ids) > settings.ATTACHMENTS_PER_MESSAGE:  # as sent, repeats included
         raise InvalidInput(
             f"A message carries at most {settings.ATTACHMENTS_PER_MESSAGE} files.",
             code="too_many_attachments",
@@ -283,8 +299,8 @@ def claim_for_message(*, sender, conversation, attachment_ids) -> list[Attachmen
         .filter(pk__in=ids, uploader=sender, conversation=conversation, status=Attachment.Status.READY)
         .order_by("pk")
     )
-    if len(claimed) != len(ids):
-        raise InvalidInput(
+    if len(claimed) != len(ids):  # 409: whether an upload may be sent is its state
+        raise Conflict(
             "A file is not ready to send: it is still uploading, was already sent, or is not yours.",
             code="invalid_attachment",
         )
@@ -307,6 +323,8 @@ def download(*, user, attachment: Attachment) -> Download:
     """Open a file for a participant (the selector checked access): record the access, and
     hand out a short-lived URL or the bytes. An archived file starts its restore instead."""
     store = blob_store()
+    if attachment.status == Attachment.Status.UPLOADING:  # its uploader sees it: no bytes yet
+        raise Conflict("This file is still being uploaded.", code="upload_in_progress")
     if attachment.status == Attachment.Status.EXPIRED:
         raise Gone(
             f"This file has expired: files are deleted {settings.ATTACHMENT_PURGE_AFTER_DAYS} days after "

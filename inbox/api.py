@@ -1,17 +1,23 @@
 from datetime import date, datetime
+from typing import Annotated
 from uuid import UUID
 
 from django.conf import settings
 from ninja import Field, Query, Router, Schema, Status
 
 from attachments.api import AttachmentOut
+from marketplace.accounts.services import READING_LANGUAGES
+from marketplace.api_inputs import NO_NUL, NOT_BLANK, SPACE, BodyIn, JsonInt, declared
 
 from . import selectors, services
 from .payloads import conversation_payload, label_payload, message_payload, panel_payload
+from .services.filing import MAX_CONVERSATIONS_PER_ACTION, MAX_LABEL_NAME
 
 router = Router(tags=["inbox"])
 
 BODY_LIMIT = settings.MESSAGE_MAX_LENGTH
+# A message's text as validate_message_body takes it (empty_body, body_too_long, invalid_body).
+MESSAGE_TEXT = {"minLength": 1, "maxLength": BODY_LIMIT, "pattern": NOT_BLANK}
 
 
 class UserOut(Schema):
@@ -82,14 +88,24 @@ class LabelOut(Schema):
     shared: bool = Field(description="A label everyone has (Follow-up); it cannot be changed")
 
 
-class LabelIn(Schema):
-    name: str = Field(max_length=4000)
-    color: str | None = Field(None, max_length=20)
+# As the filing service takes them: invalid_label, invalid_color (exactly "#rrggbb").
+LabelName = Annotated[
+    str, Field(max_length=4000, json_schema_extra={"maxLength": MAX_LABEL_NAME, "pattern": NOT_BLANK})
+]
+LabelColor = Annotated[
+    str,
+    Field(max_length=20, json_schema_extra={"pattern": "^#[0-9a-fA-F]{6}", "minLength": 7, "maxLength": 7}),
+]
 
 
-class LabelPatch(Schema):
-    name: str | None = Field(None, max_length=4000)
-    color: str | None = Field(None, max_length=20)
+class LabelIn(BodyIn):
+    name: LabelName
+    color: LabelColor | None = None
+
+
+class LabelPatch(BodyIn):
+    name: LabelName | None = None
+    color: LabelColor | None = None
 
 
 class FilterCounts(Schema):
@@ -105,22 +121,36 @@ class FilterCounts(Schema):
     labels: dict[int, int] = Field(description="Label id -> conversations carrying it")
 
 
-class ActionIn(Schema):
-    action: str = Field(description=", ".join(services.FILING_ACTIONS))
-    conversation_ids: list[int] = Field(description="One or more of your conversations (at most 100)")
-    label_id: int | None = Field(None, description="For add_label and remove_label")
+class ActionIn(BodyIn):
+    action: str = declared(description=", ".join(services.FILING_ACTIONS), enum=list(services.FILING_ACTIONS))
+    conversation_ids: list[JsonInt] = declared(
+        description=f"One or more of your conversations (at most {MAX_CONVERSATIONS_PER_ACTION})",
+        minItems=1,
+        maxItems=MAX_CONVERSATIONS_PER_ACTION,
+    )
+    label_id: JsonInt | None = Field(None, description="Required by add_label and remove_label")
+
+    # label_required: the label actions name their label.
+    model_config = {
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"action": {"not": {"enum": ["add_label", "remove_label"]}}}},
+                {"properties": {"label_id": {"type": "integer"}}, "required": ["label_id"]},
+            ]
+        }
+    }
 
 
-class DraftIn(Schema):
-    text: str = Field(max_length=100_000)
+class DraftIn(BodyIn):
+    text: str = Field(max_length=100_000, json_schema_extra={"maxLength": BODY_LIMIT, "pattern": NO_NUL})
 
 
-class EditIn(Schema):
-    body: str = Field(description=f"1 to {BODY_LIMIT} characters")
+class EditIn(BodyIn):
+    body: str = declared(description=f"1 to {BODY_LIMIT} characters, not only whitespace", **MESSAGE_TEXT)
 
 
-class BlockIn(Schema):
-    username: str = Field(max_length=150, pattern=r"^[^\x00]*$")
+class BlockIn(BodyIn):
+    username: str = Field(max_length=150, pattern=NO_NUL)
 
 
 class ConversationPage(Schema):
@@ -138,41 +168,85 @@ class EventPage(Schema):
     next_cursor: int | None = Field(description="Pass as `since` to continue; null when caught up")
 
 
-class StartConversationIn(Schema):
+class StartConversationIn(BodyIn):
     recipient: str = Field(max_length=150, description="Username of the person to write to")
-    body: str = Field(description=f"1 to {BODY_LIMIT} characters")
+    body: str = declared(description=f"1 to {BODY_LIMIT} characters, not only whitespace", **MESSAGE_TEXT)
     client_id: UUID | None = None
 
 
-class SendMessageIn(Schema):
-    body: str = Field(description=f"1 to {BODY_LIMIT} characters (may be empty with attachments)")
-    attachments: list[int] = Field(
-        default_factory=list, max_length=50, description="Ids of your uploads (ready) the message carries"
+class SendMessageIn(BodyIn):
+    body: str = declared(
+        description=f"1 to {BODY_LIMIT} characters, not only whitespace; or empty with attachments",
+        maxLength=BODY_LIMIT,
+        pattern=NO_NUL,
+    )
+    attachments: list[JsonInt] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Ids of your uploads (ready) the message carries",
+        json_schema_extra={"maxItems": settings.ATTACHMENTS_PER_MESSAGE},  # too_many_attachments
     )
     client_id: UUID | None = Field(
         None, description="Chosen by the client; a retry with the same id is a no-op"
     )
-    reply_to: int | None = Field(None, description="Id of the message this one answers")
+    reply_to: JsonInt | None = Field(None, description="Id of a message of this conversation it answers")
+
+    # A text, or files alone (send_message: an empty body needs attachments).
+    model_config = {
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"body": {"pattern": NOT_BLANK}}},
+                {
+                    "properties": {"body": {"maxLength": 0}, "attachments": {"minItems": 1}},
+                    "required": ["attachments"],
+                },
+            ]
+        }
+    }
 
 
-class ReadIn(Schema):
-    up_to_message_id: int | None = None
+class ReadIn(BodyIn):
+    up_to_message_id: JsonInt | None = None
 
 
-class PageQuery(Schema):
-    cursor: str | None = Field(None, max_length=200)
-    limit: int | None = None
+# Cursors are what the server handed out (invalid_cursor otherwise), limits within their range
+# (invalid_limit): the selectors check both.
+Base64Cursor = Annotated[str, Field(max_length=200, json_schema_extra={"pattern": selectors.CURSOR_PATTERN})]
+ThreadCursor = Annotated[
+    str, Field(max_length=200, json_schema_extra={"pattern": selectors.THREAD_CURSOR_PATTERN})
+]
+NEXT_PAGE = "`next_cursor` of the previous page"
 
 
-class ConversationQuery(PageQuery):
-    filter: str = Field("all", description=", ".join(selectors.FILTERS))
+def _limit(maximum: int):
+    return Annotated[int, declared(minimum=1, maximum=maximum)] | None
+
+
+class ConversationQuery(Schema):
+    cursor: Base64Cursor | None = Field(None, description=NEXT_PAGE)
+    limit: _limit(selectors.CONVERSATIONS_PAGE_MAX) = Field(
+        None, description=f"1 to {selectors.CONVERSATIONS_PAGE_MAX}, default 30"
+    )
+    filter: str = declared("all", description=", ".join(selectors.FILTERS), enum=list(selectors.FILTERS))
     label: int | None = Field(None, description="A label id: the conversations carrying it")
-    q: str | None = Field(None, max_length=10_000, description="Part of the other person's name or username")
+    q: (
+        Annotated[str, Field(max_length=10_000, json_schema_extra={"maxLength": selectors.MAX_NAME_QUERY})]
+        | None
+    ) = Field(None, description="Part of the other person's name or username")
+
+
+class ThreadQuery(Schema):
+    cursor: ThreadCursor | None = Field(None, description=NEXT_PAGE)
+    limit: _limit(selectors.MESSAGES_PAGE_MAX) = Field(
+        None, description=f"1 to {selectors.MESSAGES_PAGE_MAX}, default 50"
+    )
 
 
 class EventsQuery(Schema):
-    since: int = 0
-    limit: int | None = None
+    since: int = declared(0, description="0, or the `next_cursor` of an earlier page", minimum=0)
+    limit: _limit(settings.EVENTS_PAGE_MAX) = Field(
+        None, description=f"1 to {settings.EVENTS_PAGE_MAX}, default {settings.EVENTS_PAGE_MAX}"
+    )
 
 
 def _conversation_out(membership) -> dict:
@@ -309,7 +383,7 @@ def get_panel(request, conversation_id: int):
 
 
 @router.get("/conversations/{int:conversation_id}/messages", response=MessagePage)
-def list_messages(request, conversation_id: int, query: Query[PageQuery]):
+def list_messages(request, conversation_id: int, query: Query[ThreadQuery]):
     """Messages, newest first; `next_cursor` pages further back."""
     membership = selectors.conversation_for_user(user=request.user, conversation_id=conversation_id)
     page = selectors.thread_page(membership=membership, cursor=query.cursor, limit=query.limit)
@@ -435,11 +509,18 @@ def list_events(request, query: Query[EventsQuery]):
 # --- search ---------------------------------------------------------------------------------
 # Imported here so this section stays one self-contained block at the end of the file.
 from .payloads import user_summary  # noqa: E402
-from .search import search_messages  # noqa: E402
+from .search import MAX_QUERY_LENGTH, SEARCH_PAGE_MAX, search_messages  # noqa: E402
 
 
-class SearchQueryIn(PageQuery):
-    q: str = Field("", max_length=10_000, description="Words to find (1 to 200 characters)")
+class SearchQueryIn(Schema):
+    q: str = Field(
+        max_length=10_000,
+        description=f"Words to find (1 to {MAX_QUERY_LENGTH} characters)",
+        # empty_query, query_too_long: NULs and the spaces around are dropped, something must be left
+        json_schema_extra={"maxLength": MAX_QUERY_LENGTH, "pattern": rf"[^{SPACE}\x00]"},
+    )
+    cursor: Base64Cursor | None = Field(None, description=NEXT_PAGE)
+    limit: _limit(SEARCH_PAGE_MAX) = Field(None, description=f"1 to {SEARCH_PAGE_MAX}, default 20")
 
 
 class SnippetPartOut(Schema):
@@ -479,8 +560,8 @@ def search(request, query: Query[SearchQueryIn]):
 # --- translation ----------------------------------------------------------------------------
 
 
-class TranslationIn(Schema):
-    target_language: str | None = Field(
+class TranslationIn(BodyIn):
+    target_language: Annotated[str, declared(enum=sorted(READING_LANGUAGES))] | None = Field(
         None, max_length=8, description="ISO 639-1 code; default: your reading language (PATCH /me)"
     )
 

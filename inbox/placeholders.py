@@ -29,6 +29,12 @@ QUICK_RESPONSE_PLACEHOLDERS = (BUYER_NAME, BUYER_FIRST_NAME, SELLER_NAME, ORDER_
 AUTO_REPLY_PLACEHOLDERS = (BUYER_NAME, BUYER_FIRST_NAME, SELLER_NAME)
 
 
+def known_placeholders_pattern(allowed: tuple[Placeholder, ...]) -> str:
+    """A JSON Schema pattern for what ensure_known_placeholders accepts: no "{word}" but these."""
+    names = "|".join(placeholder.name for placeholder in allowed)
+    return rf"^(?![\s\S]*\{{(?!(?:{names})\}})[a-z][a-z_]*\}})"
+
+
 def ensure_known_placeholders(text: str, allowed: tuple[Placeholder, ...]) -> None:
     names = {placeholder.name for placeholder in allowed}
     unknown = sorted({match for match in PLACEHOLDER_PATTERN.findall(text) if match not in names})

@@ -25,6 +25,7 @@ from .models import Membership, Message
 from .selectors import Page, _clamp_limit, _decode_cursor, _encode_cursor
 
 MAX_QUERY_LENGTH = 200
+SEARCH_PAGE_MAX = 50
 SEARCH_CONFIG = "simple"
 SNIPPET_LENGTH = 160  # characters of the message shown around the first match
 SNIPPET_LEAD = 50  # of which at most this many come before the match
@@ -56,11 +57,11 @@ def clean_search_query(query) -> str:
     """The query as searched, or InvalidInput: empty, too long, or not text."""
     if not isinstance(query, str):
         raise InvalidInput("Type something to search for.", code="empty_query")
+    if len(query) > MAX_QUERY_LENGTH:  # as sent: the limit a client sees
+        raise InvalidInput(f"Search for at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
     query = query.replace("\x00", "").strip()
     if not query:
         raise InvalidInput("Type something to search for.", code="empty_query")
-    if len(query) > MAX_QUERY_LENGTH:
-        raise InvalidInput(f"Search for at most {MAX_QUERY_LENGTH} characters.", code="query_too_long")
     try:
         query.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate: no database accepts it
@@ -82,13 +83,22 @@ def search_terms(query: str) -> tuple[list[str], list[str]]:
     return required, excluded
 
 
+def _read_cursor(cursor: str) -> tuple[datetime, int]:
+    values = _decode_cursor(cursor)
+    try:
+        return datetime.fromisoformat(values["at"]), int(values["id"])
+    except (KeyError, TypeError, ValueError):
+        raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor") from None
+
+
 def search_messages(*, user, query, cursor: str | None = None, limit: int | None = None) -> Page:
     """Messages of the user's conversations (both participants', archived, spam and deleted-from-
     inbox conversations included) that match `query`, newest first, keyset-paginated. A deleted
     message is never found (its text is kept only for admins); held or rejected messages are
     found only by their sender. Two queries whatever the number of matches."""
-    limit = _clamp_limit(limit, default=20, maximum=50)
+    limit = _clamp_limit(limit, default=20, maximum=SEARCH_PAGE_MAX)
     query = clean_search_query(query)
+    position = _read_cursor(cursor) if cursor else None  # refused even when nothing is searched
     required, excluded = search_terms(query)
     if not required:
         # Only punctuation or only exclusions: nothing to look for (and no scan of everything).
@@ -122,14 +132,8 @@ def search_messages(*, user, query, cursor: str | None = None, limit: int | None
         for word in excluded:
             messages = messages.exclude(body__icontains=word)
 
-    if cursor:
-        values = _decode_cursor(cursor)
-        try:
-            at, pk = datetime.fromisoformat(values["at"]), int(values["id"])
-        except (KeyError, TypeError, ValueError):
-            raise InvalidInput(
-                "The cursor is not one this server handed out.", code="invalid_cursor"
-            ) from None
+    if position is not None:
+        at, pk = position
         messages = messages.filter(Q(created_at__lt=at) | Q(created_at=at, id__lt=pk))
     rows = list(messages.order_by("-created_at", "-id")[: limit + 1])
     next_cursor = None

@@ -3,6 +3,7 @@
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -71,12 +72,23 @@ def conversation_between(*, user, other_user) -> Membership | None:
     return Membership.objects.filter(user=user, other_user=other_user).first()
 
 
+# The pages' `limit` ranges (the API schema declares them from these).
+CONVERSATIONS_PAGE_MAX = 100
+MESSAGES_PAGE_MAX = 200
+# What the server hands out: base64url without padding (conversations, search), and a message id
+# (a thread). Anything else is refused before it is read (b64decode would skip stray characters).
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
+THREAD_CURSOR_PATTERN = r"^[0-9]*$"
+
+
 def _encode_cursor(values: dict) -> str:
     return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
 
 
 def _decode_cursor(cursor: str) -> dict:
     try:
+        if not re.fullmatch(CURSOR_PATTERN, cursor):
+            raise ValueError
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, dict):
@@ -149,12 +161,12 @@ def _name_condition(query: str) -> Q:
 
 
 def _clean_name_query(query: str | None) -> str:
-    query = (query or "").strip()
-    if len(query) > MAX_NAME_QUERY:
+    query = query or ""
+    if len(query) > MAX_NAME_QUERY:  # as sent: the limit a client sees
         raise InvalidInput(
             f"Search for a name of at most {MAX_NAME_QUERY} characters.", code="query_too_long"
         )
-    return query.replace("\x00", "")
+    return query.strip().replace("\x00", "")
 
 
 def attach_label_ids(memberships: list[Membership]) -> None:
@@ -187,7 +199,7 @@ def inbox_page(
     """A user's conversations in one filter, most recent activity first (keyset on
     last_message_at, id). A name query searches every conversation of the filter, and with the
     default filter also the ones the user deleted, so a deleted conversation can be found again."""
-    limit = _clamp_limit(limit, default=30, maximum=100)
+    limit = _clamp_limit(limit, default=30, maximum=CONVERSATIONS_PAGE_MAX)
     query = _clean_name_query(query)
     condition = _filter_condition(user=user, filter_name=filter_name, label_id=label_id)
     if query:
@@ -337,7 +349,7 @@ def thread_page(
     only messages newer than that id, oldest first (what a live page appends). With `around`
     (a search result opened), the page that holds that message, at most `limit // 2` newer
     messages after it, or NotFound when it is not in this conversation."""
-    limit = _clamp_limit(limit, default=50, maximum=200)
+    limit = _clamp_limit(limit, default=50, maximum=MESSAGES_PAGE_MAX)
     messages = (
         Message.objects.filter(conversation_id=membership.conversation_id)
         .filter(visible_to(membership.user_id))
@@ -350,13 +362,11 @@ def thread_page(
     if around is not None:
         return _thread_page_around(messages, around=around, limit=limit)
     if cursor:
-        try:
-            before = int(cursor)
-        except ValueError:
-            raise InvalidInput(
-                "The cursor is not one this server handed out.", code="invalid_cursor"
-            ) from None
-        messages = messages.filter(id__lt=before)
+        if not re.fullmatch(
+            THREAD_CURSOR_PATTERN, cursor
+        ):  # int() would take " 7", "-7" or Arabic-Indic digits
+            raise InvalidInput("The cursor is not one this server handed out.", code="invalid_cursor")
+        messages = messages.filter(id__lt=int(cursor))
     rows = list(messages.order_by("-id")[: limit + 1])
     next_cursor = None
     if len(rows) > limit:

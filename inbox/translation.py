@@ -22,7 +22,7 @@ from django.utils.module_loading import import_string
 from lingua import IsoCode639_1, Language, LanguageDetector, LanguageDetectorBuilder
 
 from marketplace.accounts.services import READING_LANGUAGES
-from marketplace.errors import DomainError, InvalidInput
+from marketplace.errors import Conflict, DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,9 @@ def language_name(code: str) -> str:
     return LANGUAGE_NAMES.get(code, code)
 
 
-class TranslationUnavailable(InvalidInput):
-    """No configured engine translates this pair of languages."""
+class TranslationUnavailable(Conflict):
+    """No configured engine translates this pair of languages (the message's language and the
+    target): 409 like the other refusals about the message itself."""
 
     code = "translation_unavailable"
 

@@ -44,7 +44,62 @@ class MarketplaceApi(NinjaAPI):
     def get_openapi_schema(self, *, path_prefix=None, path_params=None):
         schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
         _document_error_responses(schema)
+        _declare_links(schema)
         return schema
+
+
+# OpenAPI links: what an answer gives that other operations take. Producer operationId ->
+# {path parameter: where the producer's successful answer holds its value}; every other
+# operation with that path parameter is linked. Clients follow them; so does the stateful fuzzer
+# (tests/security/test_api_stateful.py), which chains the calls through them.
+LINKS = {
+    "inbox_api_start_conversation": {"conversation_id": "$response.body#/id"},
+    "inbox_api_list_conversations": {"conversation_id": "$response.body#/items/0/id"},
+    "orders_api_send_request": {"conversation_id": "$response.body#/conversation_id"},
+    "inbox_api_send_message": {"message_id": "$response.body#/id"},
+    "inbox_api_list_messages": {"message_id": "$response.body#/items/0/id"},
+    "inbox_api_create_label": {"label_id": "$response.body#/id"},
+    "inbox_api_list_labels": {"label_id": "$response.body#/0/id"},
+    "orders_api_create_gig": {"gig_id": "$response.body#/id"},
+    "orders_api_list_gigs": {"gig_id": "$response.body#/items/0/id"},
+    "orders_api_create_offer": {"offer_id": "$response.body#/id"},
+    "orders_api_accept_offer": {"number": "$response.body#/number"},
+    "orders_api_list_orders": {"number": "$response.body#/items/0/number"},
+    "orders_api_start_call": {"call_id": "$response.body#/id"},
+    "notifications_api_list_notifications": {"notification_id": "$response.body#/items/0/id"},
+    "sellers_api_create_quick_response": {"quick_response_id": "$response.body#/id"},
+    "sellers_api_list_quick_responses": {"quick_response_id": "$response.body#/0/id"},
+    "attachments_api_upload": {"attachment_id": "$response.body#/id"},
+    "attachments_api_start_upload": {"attachment_id": "$response.body#/attachment_id"},
+    "attachments_api_complete_upload": {"attachment_id": "$response.body#/id"},
+}
+
+
+def _declare_links(schema) -> None:
+    operations = {
+        operation["operationId"]: operation
+        for methods in schema["paths"].values()
+        for operation in methods.values()
+    }
+    takes = {  # path parameter -> the operations that take it
+        name: [
+            operation_id
+            for operation_id, operation in operations.items()
+            if any(p["in"] == "path" and p["name"] == name for p in operation.get("parameters", ()))
+        ]
+        for name in {name for produced in LINKS.values() for name in produced}
+    }
+    for producer, produced in LINKS.items():
+        operation = operations[producer]  # a KeyError here: LINKS names an operation that is gone
+        links = {
+            consumer: {"operationId": consumer, "parameters": {name: expression}}
+            for name, expression in produced.items()
+            for consumer in takes[name]
+            if consumer != producer
+        }
+        for status, response in operation["responses"].items():
+            if str(status).startswith("2"):
+                response.setdefault("links", {}).update(links)
 
 
 def _document_error_responses(schema) -> None:

@@ -1,6 +1,7 @@
 from ninja import Field, Router, Schema, Status
 
 from inbox import selectors as inbox_selectors
+from marketplace.api_inputs import NO_NUL, BodyIn, JsonInt, declared
 
 from . import services
 from .models import Report
@@ -8,10 +9,14 @@ from .models import Report
 router = Router(tags=["moderation"])
 
 
-class ReportIn(Schema):
-    reason: str = Field(description=", ".join(Report.Reason.values))
-    note: str = Field("", max_length=2000)
-    message_id: int | None = Field(None, description="A message the other person sent, if it is about one")
+class ReportIn(BodyIn):
+    reason: str = declared(
+        description=", ".join(Report.Reason.values), enum=Report.Reason.values
+    )  # invalid_reason
+    note: str = Field("", max_length=services.NOTE_MAX, json_schema_extra={"pattern": NO_NUL})  # invalid_note
+    message_id: JsonInt | None = Field(
+        None, description="A message the other person sent in this conversation, if it is about one"
+    )
 
 
 class ReportOut(Schema):

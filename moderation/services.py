@@ -112,10 +112,8 @@ def report(*, reporter, conversation, reason: str, note: str = "", message: Mess
     )
     if message is not None and (
         message.conversation_id != conversation.pk or message.sender_id != reported_id
-    ):
-        raise InvalidInput(
-            "Report a message the other person sent in this conversation.", code="invalid_message"
-        )
+    ):  # 409: the message is there for the reporter, but not one this report can name
+        raise Conflict("Report a message the other person sent in this conversation.", code="invalid_message")
     with transaction.atomic():
         created = Report.objects.create(
             reporter=reporter,

@@ -5,20 +5,20 @@ Each endpoint calls one service or selector; refusals come back as {"error", "de
 """
 
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Body, Field, Query, Router, Schema, Status
-from pydantic import StrictBool
+from pydantic import StrictBool, WithJsonSchema
 
 from inbox.models import MAX_ROW_ID
-from marketplace.errors import InvalidInput, NotFound
+from marketplace.api_inputs import NO_NUL, BodyIn, declared
+from marketplace.errors import NotFound
 
 from . import selectors, services
 from .models import Channel, Kind
 from .payloads import notification_payload
 
 router = Router(tags=["notifications"])
-
-NO_NUL = r"^[^\x00]*$"  # PostgreSQL refuses a NUL even in a lookup
 
 
 class NotificationOut(Schema):
@@ -48,11 +48,34 @@ class ReadAllOut(Schema):
 
 
 class PageQuery(Schema):
-    cursor: str | None = Field(None, max_length=200)
-    limit: int | None = Field(None, description="1 to 100, default 20")
+    cursor: (
+        Annotated[str, Field(max_length=200, json_schema_extra={"pattern": selectors.CURSOR_PATTERN})] | None
+    ) = Field(None, description="`next_cursor` of the previous page (invalid_cursor for any other)")
+    limit: Annotated[int, declared(minimum=1, maximum=selectors.PAGE_MAX)] | None = Field(
+        None,
+        description=f"1 to {selectors.PAGE_MAX}, default {selectors.PAGE_DEFAULT}",  # invalid_limit
+    )
 
 
 Preferences = dict[str, dict[str, StrictBool]]
+# The kinds and channels are the keys: set_preferences refuses others (invalid_kind, invalid_channel).
+PreferenceChanges = Annotated[
+    Preferences,
+    WithJsonSchema(
+        {
+            "type": "object",
+            "properties": {
+                kind: {
+                    "type": "object",
+                    "properties": {channel: {"type": "boolean"} for channel in Channel.values},
+                    "additionalProperties": False,
+                }
+                for kind in Kind.values
+            },
+            "additionalProperties": False,
+        }
+    ),
+]
 PREFERENCES_BODY = Body(
     ...,
     description=f"{{kind: {{channel: true or false}}}}. Kinds: {', '.join(Kind.values)}. "
@@ -60,15 +83,32 @@ PREFERENCES_BODY = Body(
 )
 
 
-class PushKeysIn(Schema):
-    p256dh: str = Field(max_length=1000, pattern=NO_NUL)
-    auth: str = Field(max_length=1000, pattern=NO_NUL)
+def _push_key(longest: int):
+    # invalid_subscription: 1 to `longest` ASCII characters, no NUL
+    return Field(
+        max_length=1000,
+        pattern=NO_NUL,
+        json_schema_extra={"minLength": 1, "maxLength": longest, "pattern": r"^[\x01-\x7f]*$"},
+    )
 
 
-class PushSubscriptionIn(Schema):
+class PushKeysIn(BodyIn):
+    p256dh: str = _push_key(services.PUSH_P256DH_MAX)
+    auth: str = _push_key(services.PUSH_AUTH_MAX)
+
+
+class PushSubscriptionIn(BodyIn):
     """What the browser's PushSubscription.toJSON() gives (expirationTime is ignored)."""
 
-    endpoint: str = Field(max_length=2000, pattern=NO_NUL, description="The push service's https URL")
+    endpoint: str = Field(
+        max_length=2000,
+        pattern=NO_NUL,
+        description="The push service's https URL",
+        json_schema_extra={
+            "maxLength": services.PUSH_ENDPOINT_MAX,
+            "pattern": services.PUSH_ENDPOINT_PATTERN,
+        },
+    )
     keys: PushKeysIn
 
 
@@ -77,7 +117,7 @@ class PushSubscriptionOut(Schema):
     created_at: datetime
 
 
-class PushEndpointIn(Schema):
+class PushEndpointIn(BodyIn):
     endpoint: str = Field(max_length=2000, pattern=NO_NUL)
 
 
@@ -122,7 +162,7 @@ def get_preferences(request):
 
 
 @router.patch("/notifications/preferences", response=Preferences)
-def update_preferences(request, payload: Preferences = PREFERENCES_BODY):
+def update_preferences(request, payload: PreferenceChanges = PREFERENCES_BODY):
     """Turn kinds on or off per channel; what you leave out stays as it is. An unknown kind or
     channel changes nothing (422). Answers with the whole matrix."""
     return services.set_preferences(user=request.user, changes=payload)
@@ -145,7 +185,7 @@ def remove_push_subscription(request, query: Query[PushEndpointQuery], payload: 
     """Unsubscribe a browser: `endpoint` in the body or the query. One that is not yours, or
     not subscribed, changes nothing."""
     endpoint = payload.endpoint if payload is not None else query.endpoint
-    if not endpoint:
-        raise InvalidInput("Say which endpoint: in the body or as ?endpoint=.", code="invalid_subscription")
+    if not endpoint:  # names no subscription: 404, as the schema cannot require one of the two
+        raise NotFound("Say which endpoint: in the body or as ?endpoint=.", code="invalid_subscription")
     services.remove_push_subscription(user=request.user, endpoint=endpoint)
     return Status(204, None)

@@ -3,11 +3,15 @@
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 
 from marketplace.errors import InvalidInput
 
 from .models import DEFAULT_OFF, Channel, Kind, Notification, Preference
+
+PAGE_DEFAULT, PAGE_MAX = 20, 100
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"  # base64url without padding, as handed out
 
 
 def channel_enabled(*, user, kind: str, channel: str) -> bool:
@@ -67,7 +71,10 @@ class NotificationPage:
 
 def notifications_page(*, user, cursor: str | None = None, limit: int | None = None) -> NotificationPage:
     """The bell's list, newest first, keyset-paginated on id (one query per page)."""
-    limit = max(1, min(int(limit or 20), 100))
+    if limit is None:
+        limit = PAGE_DEFAULT
+    elif not 1 <= limit <= PAGE_MAX:
+        raise InvalidInput(f"limit must be between 1 and {PAGE_MAX}.", code="invalid_limit")
     rows = Notification.objects.filter(recipient=user, in_app=True).order_by("-pk")
     if cursor:
         rows = rows.filter(pk__lt=_decode(cursor))
@@ -85,6 +92,8 @@ def _encode(pk: int) -> str:
 
 def _decode(cursor: str) -> int:
     try:
+        if not re.fullmatch(CURSOR_PATTERN, cursor):  # b64decode would skip stray characters
+            raise ValueError
         data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         return int(data["before"])
     except (binascii.Error, ValueError, KeyError, TypeError, UnicodeDecodeError):

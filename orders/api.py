@@ -6,27 +6,45 @@ Services refuse what is not allowed (marketplace.errors), and the API turns that
 """
 
 from datetime import date, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.http import Http404
 from ninja import Field, Query, Router, Schema, Status
+from pydantic import StrictBool, StrictFloat, StrictStr
 
 from inbox import selectors as inbox_selectors
 from inbox.api import MessageOut, UserOut
 from inbox.models import MAX_ROW_ID
 from inbox.payloads import message_payload
 from marketplace.accounts.selectors import public_profile
+from marketplace.api_inputs import NO_NUL, NOT_BLANK, BodyIn, JsonInt, declared
 from marketplace.errors import NotFound
 
 from . import selectors, services
+from .models import Order
 from .payloads import call_payload, gig_payload, offer_payload, order_payload, request_payload, review_payload
 
 router = Router(tags=["orders"])
 
-# Prices arrive as a string ("120.00") or a JSON number; the services check the range.
-Money = str | int | float
+# Prices arrive as a string ("120.00") or a JSON number; services.clean_price checks both
+# (invalid_price) as declared here.
+Money = (
+    Annotated[StrictStr, declared(pattern=services.PRICE_PATTERN)]
+    | Annotated[StrictFloat, declared(minimum=float(services.PRICE_MIN), maximum=float(services.PRICE_MAX))]
+)
 MONEY_HELP = f'US dollars, {services.PRICE_MIN} to {services.PRICE_MAX}: a string like "120.00" or a number'
 USERNAME = Field(max_length=150, description="A username")
+
+
+def _text(max_length: int = services.TEXT_MAX, *, required: bool = True, default=...):
+    """A text as services.clean_text takes it (invalid_text): no NUL, at most `max_length`
+    characters, and (required) not only whitespace."""
+    return declared(default, maxLength=max_length, pattern=NOT_BLANK if required else NO_NUL)
+
+
+# services.clean_delivery_days, clean_revisions (invalid_delivery_days, invalid_revisions)
+DeliveryDays = Annotated[JsonInt, declared(minimum=1, maximum=services.DELIVERY_DAYS_MAX)]
+Revisions = Annotated[JsonInt, declared(minimum=0, maximum=services.REVISIONS_MAX)]
 
 
 # --- shapes ---------------------------------------------------------------------------------
@@ -170,71 +188,115 @@ class GigsQuery(Schema):
     limit: int = Field(24, ge=1, le=100, description="Without `seller`: how many of the newest")
 
 
-class GigIn(Schema):
-    title: str
-    description: str
+GigTitle = Annotated[str, _text(120)]
+GigDescription = Annotated[str, _text(5000)]
+
+
+class GigIn(BodyIn):
+    title: GigTitle
+    description: GigDescription
     price: Money = Field(description=MONEY_HELP)
-    delivery_days: int
-    revisions: int = 1
+    delivery_days: DeliveryDays
+    revisions: Revisions = 1
 
 
-class GigPatch(Schema):
-    title: str | None = None
-    description: str | None = None
+class GigPatch(BodyIn):
+    title: GigTitle | None = None
+    description: GigDescription | None = None
     price: Money | None = Field(None, description=MONEY_HELP)
-    delivery_days: int | None = None
-    revisions: int | None = None
-    is_active: bool | None = None
+    delivery_days: DeliveryDays | None = None
+    revisions: Revisions | None = None
+    is_active: StrictBool | None = None
 
 
-class RequestIn(Schema):
+class RequestIn(BodyIn):
     seller: str = USERNAME
-    description: str
+    description: str = _text()
     budget: Money = Field(description=MONEY_HELP)
     deadline: date = Field(description="e.g. 2026-12-24: after today, within 365 days")
 
 
-class OfferIn(Schema):
-    gig_id: int | None = Field(None, description="One of your gigs: its terms fill what is not given")
-    title: str | None = None
-    description: str
+class OfferIn(BodyIn):
+    gig_id: JsonInt | None = Field(None, description="One of your gigs: its terms fill what is not given")
+    # Empty: the start of the description. `(?!\n)`: Python's `$` also matches before a newline.
+    title: Annotated[str, declared(maxLength=120, pattern=f"^$(?!\\n)|{NOT_BLANK}")] | None = None
+    description: str = _text()
     price: Money | None = Field(None, description=MONEY_HELP)
-    delivery_days: int | None = None
-    revisions: int | None = None
-    expires_in_days: int = Field(7, description=f"1 to {services.OFFER_EXPIRY_DAYS_MAX}")
+    delivery_days: DeliveryDays | None = None
+    revisions: Revisions | None = None
+    expires_in_days: JsonInt = declared(
+        7,
+        description=f"1 to {services.OFFER_EXPIRY_DAYS_MAX}",
+        minimum=1,
+        maximum=services.OFFER_EXPIRY_DAYS_MAX,
+    )
+
+    # invalid_offer: without a gig, the price and the delivery time are given.
+    model_config = {
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"gig_id": {"type": "integer"}}, "required": ["gig_id"]},
+                {
+                    "properties": {"price": {"not": {"type": "null"}}, "delivery_days": {"type": "integer"}},
+                    "required": ["price", "delivery_days"],
+                },
+            ]
+        }
+    }
 
 
 class OrdersQuery(Schema):
-    role: str | None = Field(None, max_length=20, description="buyer or seller (default: both)")
-    status: str | None = Field(None, max_length=20, description="open, or one status")
+    # selectors.orders_for_user checks both (invalid_role, invalid_status)
+    role: Annotated[str, declared(enum=["buyer", "seller"])] | None = Field(
+        None, max_length=20, description="buyer or seller (default: both)"
+    )
+    status: Annotated[str, declared(enum=["open", *Order.Status.values])] | None = Field(
+        None, max_length=20, description="open, or one status"
+    )
     before: int | None = Field(None, ge=1, le=MAX_ROW_ID, description="`next_cursor` of the previous page")
 
 
-class RequirementsIn(Schema):
-    requirements: str
+class RequirementsIn(BodyIn):
+    requirements: str = _text()
 
 
-class DeliveryIn(Schema):
-    message: str
+class DeliveryIn(BodyIn):
+    message: str = _text()
 
 
-class RevisionIn(Schema):
-    reason: str
+class RevisionIn(BodyIn):
+    reason: str = _text()
 
 
-class CancelIn(Schema):
-    reason: str
+class CancelIn(BodyIn):
+    reason: str = _text()
 
 
-class ReviewIn(Schema):
-    rating: int = Field(description="1 to 5 stars")
-    text: str = ""
+class ReviewIn(BodyIn):
+    rating: JsonInt = declared(description="1 to 5 stars", minimum=1, maximum=5)  # invalid_rating
+    text: str = _text(required=False, default="")
 
 
-class CallIn(Schema):
+class CallIn(BodyIn):
     kind: Literal["call", "consultation"]
     starts_at: datetime | None = Field(None, description="Consultations: when, with a time zone")
-    duration_minutes: int | None = Field(None, description="Consultations: 15 to 240")
+    duration_minutes: Annotated[JsonInt, declared(minimum=15, maximum=240)] | None = Field(
+        None,
+        description="Consultations: 15 to 240",  # invalid_duration
+    )
+
+    # A consultation says when and how long.
+    model_config = {
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"kind": {"const": "call"}}},
+                {
+                    "properties": {"starts_at": {"type": "string"}, "duration_minutes": {"type": "integer"}},
+                    "required": ["starts_at", "duration_minutes"],
+                },
+            ]
+        }
+    }
 
 
 # --- helpers --------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ Each state change is one transaction: a conditional update or a row lock decides
 card or system message in the conversation tells both people live.
 """
 
+import re
 import secrets
 import uuid
 from datetime import date, datetime, timedelta
@@ -20,6 +21,7 @@ from inbox.models import Conversation, Message
 from inbox.payloads import iso_timestamp
 from inbox.services import get_or_create_conversation, post_card_message, update_card
 from marketplace.errors import Conflict, Forbidden, InvalidInput, NotFound
+from marketplace.patterns import SPACE
 from moderation.scanning import screen
 from notifications.models import Kind as NotificationKind
 from notifications.services import conversation_url, display_name, excerpt, notify
@@ -32,19 +34,39 @@ REVISIONS_MAX = 20
 OFFER_EXPIRY_DAYS_MAX = 30
 TEXT_MAX = 2000
 NUMBER_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: read aloud on the phone
+# A price written as text: dollars from 5 to 50,000 with at most two decimals ("120", "99.50"),
+# spaces around allowed (a form field). The API schema declares this same pattern.
+PRICE_PATTERN = (
+    rf"^[{SPACE}]*"
+    r"(?:(?:[5-9]|[1-9][0-9]{1,3}|[1-4][0-9]{4})(?:\.[0-9]{1,2})?|50000(?:\.00?)?)"  # 5 to 50000
+    rf"[{SPACE}]*$"
+)
 
 
 # --- validation shared by gigs, offers and requests ----------------------------------------
 
 
 def clean_price(value, *, what: str = "The price") -> Decimal:
-    try:
-        price = Decimal(str(value)).quantize(Decimal("0.01"))
-    except (InvalidOperation, ValueError, TypeError):
-        raise InvalidInput(f"{what} must be a number, like 120 or 99.50.", code="invalid_price") from None
+    """Text as PRICE_PATTERN says, or a number from PRICE_MIN to PRICE_MAX (rounded to cents)."""
+    if isinstance(value, str):
+        if not re.fullmatch(PRICE_PATTERN, value):
+            try:
+                Decimal(value)
+            except InvalidOperation:
+                raise InvalidInput(
+                    f"{what} must be a number, like 120 or 99.50.", code="invalid_price"
+                ) from None
+            raise InvalidInput(
+                f"{what} must be between ${PRICE_MIN} and ${PRICE_MAX:,}, with at most two decimals.",
+                code="invalid_price",
+            )
+        return Decimal(value.strip()).quantize(Decimal("0.01"))
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
+        raise InvalidInput(f"{what} must be a number, like 120 or 99.50.", code="invalid_price")
+    price = Decimal(str(value))
     if not price.is_finite() or not PRICE_MIN <= price <= PRICE_MAX:
         raise InvalidInput(f"{what} must be between ${PRICE_MIN} and ${PRICE_MAX:,}.", code="invalid_price")
-    return price
+    return price.quantize(Decimal("0.01"))
 
 
 def _clean_int(value, *, low: int, high: int, message: str, code: str) -> int:

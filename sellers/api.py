@@ -2,16 +2,25 @@
 quick responses. Buyers get 403 not_a_seller."""
 
 from datetime import date, datetime
+from typing import Annotated
 
 from django.conf import settings
 from ninja import Field, Query, Router, Schema, Status
+from pydantic import StrictBool
 
 from inbox import selectors as inbox_selectors
 from inbox import services as inbox_services
 from inbox.api import AwayOut, UserOut
 from inbox.payloads import away_payload, iso_timestamp, user_summary
+from inbox.placeholders import (
+    AUTO_REPLY_PLACEHOLDERS,
+    QUICK_RESPONSE_PLACEHOLDERS,
+    known_placeholders_pattern,
+)
+from inbox.services.replies import QUICK_RESPONSE_TITLE_MAX
 from marketplace.accounts import selectors as account_selectors
 from marketplace.accounts import services as account_services
+from marketplace.api_inputs import NO_NUL, NOT_BLANK, BodyIn
 from marketplace.errors import Forbidden
 
 router = Router(tags=["seller tools"])
@@ -85,10 +94,12 @@ class AvailabilityOut(Schema):
     planned: list[AwayOut] = Field(description="Current and coming periods, soonest first")
 
 
-class AvailabilityIn(Schema):
+class AvailabilityIn(BodyIn):
     starts_on: date = Field(description="First day away (today or later, your calendar)")
     ends_on: date = Field(description="Last day away, inclusive")
-    message: str = Field("", max_length=300, description="Shown to buyers")
+    message: str = Field(
+        "", max_length=300, description="Shown to buyers", json_schema_extra={"pattern": NO_NUL}
+    )
 
 
 def _availability(user) -> dict:
@@ -126,9 +137,32 @@ class AutoReplyOut(Schema):
     enabled: bool
 
 
-class AutoReplyIn(Schema):
-    body: str = Field(max_length=settings.MESSAGE_MAX_LENGTH + 1)
-    enabled: bool
+def _saved_text(placeholders) -> dict:
+    """A saved text as inbox.services.replies takes it: a message's limits (body_too_long,
+    invalid_body) and only known placeholders (unknown_placeholder)."""
+    return {
+        "maxLength": settings.MESSAGE_MAX_LENGTH,
+        "allOf": [{"pattern": NO_NUL}, {"pattern": known_placeholders_pattern(placeholders)}],
+    }
+
+
+class AutoReplyIn(BodyIn):
+    body: str = Field(
+        max_length=settings.MESSAGE_MAX_LENGTH + 1,
+        description="May be empty while `enabled` is false",
+        json_schema_extra=_saved_text(AUTO_REPLY_PLACEHOLDERS),
+    )
+    enabled: StrictBool
+
+    # empty_body: an auto-reply that is on says something.
+    model_config = {
+        "json_schema_extra": {
+            "anyOf": [
+                {"properties": {"enabled": {"const": False}}},
+                {"properties": {"body": {"pattern": NOT_BLANK}}},
+            ]
+        }
+    }
 
 
 @router.get("/seller/auto-reply", response=AutoReplyOut)
@@ -150,14 +184,29 @@ class QuickResponseOut(Schema):
     text: str | None = Field(description="Filled for conversation_id, when given")
 
 
-class QuickResponseIn(Schema):
-    title: str = Field(max_length=200)
-    body: str = Field(max_length=settings.MESSAGE_MAX_LENGTH + 1)
+# invalid_title; a message's text with known placeholders (empty_body, unknown_placeholder ...)
+QuickTitle = Annotated[
+    str,
+    Field(max_length=200, json_schema_extra={"maxLength": QUICK_RESPONSE_TITLE_MAX, "pattern": NOT_BLANK}),
+]
+_quick_body = _saved_text(QUICK_RESPONSE_PLACEHOLDERS)
+QuickBody = Annotated[
+    str,
+    Field(
+        max_length=settings.MESSAGE_MAX_LENGTH + 1,
+        json_schema_extra={**_quick_body, "allOf": [{"pattern": NOT_BLANK}, _quick_body["allOf"][1]]},
+    ),
+]
 
 
-class QuickResponsePatch(Schema):
-    title: str | None = Field(None, max_length=200)
-    body: str | None = Field(None, max_length=settings.MESSAGE_MAX_LENGTH + 1)
+class QuickResponseIn(BodyIn):
+    title: QuickTitle
+    body: QuickBody
+
+
+class QuickResponsePatch(BodyIn):
+    title: QuickTitle | None = None
+    body: QuickBody | None = None
 
 
 class QuickResponsesQuery(Schema):

@@ -18,7 +18,7 @@ from ..payloads import label_payload, membership_state
 MAX_LABELS_PER_USER = 50
 MAX_LABEL_NAME = 40
 MAX_CONVERSATIONS_PER_ACTION = 100
-COLOR_PATTERN = re.compile(r"^#[0-9a-fA-F]{6}$")
+COLOR_PATTERN = re.compile(r"#[0-9a-fA-F]{6}")  # fullmatch: "$" would let "#rrggbb\n" through
 
 FILING_ACTIONS = {
     "star": "Star",
@@ -62,7 +62,7 @@ def file_conversations(
         raise NotFound("Conversation not found.")
     if not ids:
         raise InvalidInput("Choose at least one conversation.", code="no_conversations")
-    if len(ids) > MAX_CONVERSATIONS_PER_ACTION:
+    if len(conversation_ids) > MAX_CONVERSATIONS_PER_ACTION:  # as sent, repeats included
         raise InvalidInput(
             f"Act on at most {MAX_CONVERSATIONS_PER_ACTION} conversations at once.",
             code="too_many_conversations",
@@ -136,12 +136,12 @@ def announce_states(*, user, memberships) -> None:
 def _clean_label(*, user, name, color, exclude_id=None) -> tuple[str, str]:
     if not isinstance(name, str) or not name.strip():
         raise InvalidInput("A label needs a name.", code="invalid_label")
-    name = " ".join(name.split())
-    if len(name) > MAX_LABEL_NAME:
+    if len(name) > MAX_LABEL_NAME:  # as sent: the limit a client sees
         raise InvalidInput(f"A label name is at most {MAX_LABEL_NAME} characters.", code="invalid_label")
     if "\x00" in name:
         raise InvalidInput("The label name contains a NUL character.", code="invalid_label")
-    if color is not None and (not isinstance(color, str) or not COLOR_PATTERN.match(color)):
+    name = " ".join(name.split())
+    if color is not None and (not isinstance(color, str) or not COLOR_PATTERN.fullmatch(color)):
         raise InvalidInput("A colour is written #rrggbb, e.g. #1a7f5a.", code="invalid_color")
     taken = Label.objects.filter(Q(user__isnull=True) | Q(user=user), name__iexact=name).exclude(
         pk=exclude_id
@@ -160,7 +160,8 @@ def create_label(*, user, name: str, color: str | None = None) -> Label:
     name, color = _clean_label(user=user, name=name, color=color)
     with transaction.atomic():
         if Label.objects.filter(user=user).count() >= MAX_LABELS_PER_USER:
-            raise InvalidInput(f"You can have at most {MAX_LABELS_PER_USER} labels.", code="too_many_labels")
+            # 409 as for quick responses: the request is fine, the user already has enough.
+            raise Conflict(f"You can have at most {MAX_LABELS_PER_USER} labels.", code="too_many_labels")
         try:
             with transaction.atomic():
                 label = Label.objects.create(user=user, name=name, color=color or "#6b7280")

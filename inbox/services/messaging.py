@@ -257,7 +257,7 @@ def _reply_target(*, conversation: Conversation, reply_to_id: int | None) -> Mes
         Message.objects.filter(pk=reply_to_id, conversation=conversation).select_related("sender").first()
     )
     if target is None:
-        raise InvalidInput("The message you reply to is not in this conversation.", code="invalid_reply_to")
+        raise NotFound("The message you reply to is not in this conversation.", code="invalid_reply_to")
     return target
 
 

@@ -3,6 +3,7 @@ inserted into the composer. Both may hold placeholders (inbox.placeholders)."""
 
 import uuid
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -37,10 +38,11 @@ def save_auto_reply(*, user, body: str, enabled: bool) -> AutoReply:
         raise InvalidInput("enabled is true or false.", code="invalid_preference")
     if not isinstance(body, str):
         raise InvalidInput("The auto-reply must be text.", code="invalid_body")
+    if body.strip() or enabled or len(body) > settings.MESSAGE_MAX_LENGTH:
+        validate_message_body(body)  # as sent: its limits are the ones a client sees
+        ensure_known_placeholders(body, AUTO_REPLY_PLACEHOLDERS)
     body = body.strip()
     if body or enabled:
-        validate_message_body(body)
-        ensure_known_placeholders(body, AUTO_REPLY_PLACEHOLDERS)
         verdict = scan(body, sender=user, recipient=None)
         if not verdict.allowed:
             raise Forbidden(f"Your auto-reply was not saved. {verdict.rule}", code="text_refused")
@@ -93,9 +95,11 @@ def send_auto_reply(*, trigger_message_id: int) -> Message | None:
 def _clean_quick_response(*, title, body) -> tuple[str, str]:
     if not isinstance(title, str) or not title.strip():
         raise InvalidInput("Give the quick response a title.", code="invalid_title")
-    title = title.strip()
-    if len(title) > QUICK_RESPONSE_TITLE_MAX:
+    if len(title) > QUICK_RESPONSE_TITLE_MAX:  # as sent: the limit a client sees
         raise InvalidInput(f"A title is at most {QUICK_RESPONSE_TITLE_MAX} characters.", code="invalid_title")
+    if "\x00" in title:  # PostgreSQL refuses a NUL, even in the lookup for a taken title
+        raise InvalidInput("The title contains a NUL character.", code="invalid_title")
+    title = title.strip()
     validate_message_body(body)
     ensure_known_placeholders(body, QUICK_RESPONSE_PLACEHOLDERS)
     return title, body

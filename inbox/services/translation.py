@@ -70,10 +70,8 @@ def translate_message(*, user, message: Message, target_language: str | None = N
             f"Choose a language to translate into among {', '.join(sorted(READING_LANGUAGES))}.",
             code="invalid_language",
         )
-    if message.sender_id == user.pk:
-        raise InvalidInput(
-            "You wrote this message: Translate is for messages you receive.", code="own_message"
-        )
+    if message.sender_id == user.pk:  # 409 like every refusal about the message itself
+        raise Conflict("You wrote this message: Translate is for messages you receive.", code="own_message")
     if message.is_deleted:
         raise Conflict("This message was deleted.", code="message_deleted")
     if message.status != Message.Status.VISIBLE:
@@ -93,7 +91,7 @@ def translate_message(*, user, message: Message, target_language: str | None = N
 
     source = detect_language(body)
     if source is None:
-        raise InvalidInput(
+        raise Conflict(
             "We could not tell which language this message is written in.", code="language_undetected"
         )
     if source == target:

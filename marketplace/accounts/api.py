@@ -1,16 +1,19 @@
 from datetime import datetime
+from typing import Annotated
 
 from ninja import Field, Router, Schema, Status
+from pydantic import StrictBool
 
+from marketplace.api_inputs import BodyIn, declared
 from marketplace.errors import DomainError
 
-from .services import issue_api_token, revoke_api_token, update_inbox_preferences
+from .services import READING_LANGUAGES, issue_api_token, revoke_api_token, update_inbox_preferences
 from .throttle import authenticate_limited
 
 router = Router(tags=["accounts"])
 
 
-class TokenIn(Schema):
+class TokenIn(BodyIn):
     username: str = Field(max_length=150, pattern=r"^[^\x00]*$")
     password: str = Field(max_length=4096)
 
@@ -31,12 +34,16 @@ class ProfileOut(Schema):
     accepts_new_sellers: bool
 
 
-class PreferencesIn(Schema):
-    enter_sends: bool | None = Field(
+class PreferencesIn(BodyIn):
+    enter_sends: StrictBool | None = Field(
         None, description="true: Enter sends, Shift+Enter new line; false: reverse"
     )
-    reading_language: str | None = Field(None, max_length=8, description="ISO 639-1, e.g. en, es, fr")
-    accepts_new_sellers: bool | None = Field(
+    reading_language: Annotated[str, declared(enum=sorted(READING_LANGUAGES))] | None = Field(
+        None,
+        max_length=8,
+        description="ISO 639-1, e.g. en, es, fr",  # invalid_language
+    )
+    accepts_new_sellers: StrictBool | None = Field(
         None, description="Buyers: false refuses messages from sellers you have not contacted"
     )
 

@@ -348,9 +348,9 @@ def test_a_failed_part_is_signed_again_and_resent_and_a_missing_part_is_refused(
     assert sorted(p["PartNumber"] for p in listed["Parts"]) == [1, 3]
 
     # Completing without part 2, or with an ETag S3 never gave for it: refused, nothing lost.
-    assert assert_error(api.complete(upload_id, etags), 422, "upload_incomplete")["missing_parts"] == [2]
+    assert assert_error(api.complete(upload_id, etags), 409, "upload_incomplete")["missing_parts"] == [2]
     assert_error(
-        api.complete(upload_id, {**etags, 2: '"0123456789abcdef0123456789abcdef"'}), 422, "upload_incomplete"
+        api.complete(upload_id, {**etags, 2: '"0123456789abcdef0123456789abcdef"'}), 409, "upload_incomplete"
     )
     assert Attachment.objects.get(pk=upload_id).status == "uploading"
     assert bucket.open_uploads() == [key]
@@ -541,7 +541,7 @@ def test_more_bytes_than_announced_are_refused_and_deleted(bucket, settings, buy
     assert started["part_count"] == 1
     [url] = api.sign(started["attachment_id"], [1]).values()
     etag = put_part(url, pdf(20_000))  # the bucket takes whatever the browser sends
-    assert_error(api.complete(started["attachment_id"], {1: etag}), 422, "size_mismatch")
+    assert_error(api.complete(started["attachment_id"], {1: etag}), 409, "size_mismatch")
     assert_nothing_stored(bucket)
 
     # Announced within the limit, sent over it: too large, deleted as well.
@@ -565,7 +565,7 @@ def test_content_that_is_not_allowed_or_not_what_its_name_says_is_refused_and_de
     bucket, buyer, conversation, name, data, code
 ):
     response = Api(buyer).upload(conversation, name, data, content_type="application/pdf")
-    assert_error(response, 422, code)
+    assert_error(response, 403, code)
     assert_nothing_stored(bucket)
 
 

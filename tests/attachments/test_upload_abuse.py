@@ -108,7 +108,7 @@ def test_pages_and_scripts_are_refused_whatever_their_name(
     client, buyer, conversation, media_root, name, data
 ):
     response = put_file(client, buyer, conversation.pk, name, data)
-    assert_refused(response, 422, "file_type_not_allowed")
+    assert_refused(response, 403, "file_type_not_allowed")
     assert "cannot be sent" in response.json()["detail"]
     assert Attachment.objects.count() == 0 and stored_files(media_root) == []
 

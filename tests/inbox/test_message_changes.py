@@ -79,7 +79,7 @@ def test_a_reply_to_a_message_of_another_conversation_is_refused(buyer, seller, 
     response = api(seller)(
         "post", f"/api/v1/conversations/{conversation.pk}/messages", {"body": "Hi", "reply_to": elsewhere.pk}
     )
-    assert (response.status_code, response.json()["error"]) == (422, "invalid_reply_to")
+    assert (response.status_code, response.json()["error"]) == (404, "invalid_reply_to")
     assert conversation.messages.count() == 1
 
 

@@ -640,7 +640,7 @@ def test_a_reply_to_a_message_outside_the_conversation_is_refused(
 
     response = browser(seller).post(f"/inbox/{conversation.pk}/send/", {"body": "hi", "reply_to": reply_to})
 
-    assert_json_error(response, 422, "invalid_reply_to")
+    assert_json_error(response, 404, "invalid_reply_to")
     assert not Message.objects.filter(body="hi").exists()
 
 

@@ -460,7 +460,7 @@ def test_api_search_needs_authentication():
 @pytest.mark.parametrize(
     ("params", "code"),
     [
-        ({}, "empty_query"),
+        ({}, "invalid_input"),  # q is required
         ({"q": ""}, "empty_query"),
         ({"q": "   "}, "empty_query"),
         ({"q": "a" * (MAX_QUERY_LENGTH + 1)}, "query_too_long"),

@@ -299,7 +299,7 @@ def test_the_next_backend_translates_when_the_first_cannot(settings, apertium):
 def test_a_pair_no_backend_supports_is_named_in_the_error(apertium_only):
     with pytest.raises(TranslationUnavailable) as raised:
         translate_text(JAPANESE, source="ja", target="en")
-    assert raised.value.status == 422
+    assert raised.value.status == 409
     assert raised.value.code == "translation_unavailable"
     assert raised.value.detail == "Translation from Japanese into English is not available here."
 
@@ -439,7 +439,7 @@ def test_a_message_in_the_readers_language_comes_back_with_a_note(counting_apert
 
 @pytest.mark.django_db
 def test_your_own_message_is_not_translated(apertium_only, seller, received_spanish):
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(Conflict) as raised:
         translate_message(user=seller, message=received_spanish)
     assert raised.value.code == "own_message"
 
@@ -527,7 +527,7 @@ def test_api_answers_404_for_a_strangers_message(apertium_only, stranger, receiv
 @pytest.mark.django_db
 def test_api_refusals_are_clear(apertium_only, buyer, seller, received_spanish):
     own = api_post(seller, f"/api/v1/messages/{received_spanish.pk}/translation")
-    assert (own.status_code, own.json()["error"]) == (422, "own_message")
+    assert (own.status_code, own.json()["error"]) == (409, "own_message")
 
     unknown = api_post(
         buyer, f"/api/v1/messages/{received_spanish.pk}/translation", {"target_language": "xx"}
@@ -537,7 +537,7 @@ def test_api_refusals_are_clear(apertium_only, buyer, seller, received_spanish):
     conversation = received_spanish.conversation
     japanese, _ = send_message(sender=seller, conversation=conversation, body=JAPANESE)
     unavailable = api_post(buyer, f"/api/v1/messages/{japanese.pk}/translation")
-    assert unavailable.status_code == 422
+    assert unavailable.status_code == 409
     assert unavailable.json() == {
         "error": "translation_unavailable",
         "detail": "Translation from Japanese into English is not available here.",
@@ -585,7 +585,7 @@ def test_the_page_fragment_carries_refusals_and_hides_strangers_messages(
     own = Client()
     own.force_login(seller)
     refused = own.post(fragment_url(received_spanish))
-    assert refused.status_code == 422
+    assert refused.status_code == 409
     assert 'data-error="own_message"' in refused.content.decode()
     assert "Translate is for messages you receive" in refused.content.decode()
 

@@ -218,7 +218,7 @@ def test_one_cannot_report_ones_own_message(client, buyer, conversation):
 
     response = report(client, buyer, conversation, reason="spam", message_id=mine.pk)
 
-    assert (response.status_code, response.json()["error"]) == (422, "invalid_message")
+    assert (response.status_code, response.json()["error"]) == (409, "invalid_message")
     assert not Report.objects.exists()
     assert conversation.pk not in listed(client, buyer, "spam")
 

@@ -291,7 +291,7 @@ def test_one_cannot_report_ones_own_message_or_others_conversations(conversation
     )
     foreign_conversation = browser(buyer).post(f"/inbox/{other.pk}/report/", {"reason": "spam"})
 
-    assert own.status_code == 422 and own.json()["error"] == "invalid_message"
+    assert own.status_code == 409 and own.json()["error"] == "invalid_message"
     assert foreign_message.status_code == 404
     assert foreign_conversation.status_code == 404
     assert not Report.objects.exists()

@@ -3,7 +3,8 @@ generated input (valid and invalid) as a signed-in buyer, half the time aimed at
 exist. No answer may be a 5xx or stray from the schema (status, content type, body, headers).
 
 CI runs a few examples per operation; `make fuzz` runs many more (FUZZ_EXAMPLES, FUZZ_COVERAGE).
-Stateful runs are not done: ninja's schema declares no links between operations.
+Sequences of calls chained by the schema's links run against a real daphne in
+tests/security/test_api_stateful.py.
 """
 
 import itertools
