@@ -11,6 +11,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from attachments.services import NAME_MAX, NAME_PATTERN, clean_name
+from inbox.placeholders import (
+    AUTO_REPLY_PLACEHOLDERS,
+    QUICK_RESPONSE_PLACEHOLDERS,
+    ensure_known_placeholders,
+    known_placeholders_pattern,
+)
 from inbox.services import validate_message_body
 from marketplace.api import LINKS
 from marketplace.errors import InvalidInput
@@ -38,6 +44,22 @@ def _accepted(check, value) -> bool:
 @hypothesis_settings(max_examples=300, deadline=None)
 def test_the_message_pattern_is_what_the_message_check_accepts(text):
     assert bool(re.fullmatch(NOT_BLANK, text)) == _accepted(validate_message_body, text)
+
+
+PLACEHOLDER_PIECES = [
+    "{buyer_name}", "{order_number}", "{seller_name}", "{nmae}", "{x}", "{}", "{A}", "{", "}", "hi ", "\n",
+    "{buyer_first_name", "{{seller_name}}", "{a_b}",
+]  # fmt: skip
+PLACEHOLDER_TEXT = st.lists(st.sampled_from(PLACEHOLDER_PIECES), max_size=6).map("".join)
+
+
+@pytest.mark.parametrize("allowed", [AUTO_REPLY_PLACEHOLDERS, QUICK_RESPONSE_PLACEHOLDERS])
+@given(text=PLACEHOLDER_TEXT)
+@hypothesis_settings(max_examples=300, deadline=None)
+def test_the_placeholder_pattern_is_what_the_placeholder_check_accepts(allowed, text):
+    pattern = known_placeholders_pattern(allowed)
+    accepted = _accepted(lambda value: ensure_known_placeholders(value, allowed), text)
+    assert bool(re.match(pattern, text)) == accepted
 
 
 @given(TRICKY)
